@@ -1,0 +1,1 @@
+-- coppelia-bridge dummy child script (to be written)

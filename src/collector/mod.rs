@@ -1,0 +1,1 @@
+//! collector (to be written).

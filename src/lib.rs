@@ -1,0 +1,28 @@
+//! coppelia-bridge: a co-simulation bridge for CoppeliaSim.
+//!
+//! Dummies in a CoppeliaSim scene send one timestamp datagram per simulation step; the
+//! bridge receives them, drives the simulation through the ZeroMQ remote API, and
+//! reports per-dummy real-time factor, latency, rate, jitter and loss.
+//!
+//! # Layout
+//! - [`wire`]: v1 datagram/frame codecs and the legacy notebook format (pure).
+//! - [`metrics`]: per-dummy statistics, snapshots, and the aggregator that owns them (pure).
+//! - [`collector`]: UDP/TCP receivers with kernel timestamps, feeding the aggregator (I/O).
+//! - [`remote_api`]: ZeroMQ remote API, protocol 2: CBOR messages (pure) and REQ client (I/O).
+//! - [`scene`]: the simple-XML scene format: generator and parser (pure).
+//! - [`lua`]: the dummy child script, embedded.
+//! - [`standin`]: headless CoppeliaSim stand-in running the real Lua scripts.
+//! - [`output`]: exporters (CSV, JSON, HTML report, Prometheus) and the live view.
+//! - [`commands`]: wiring of tasks for each subcommand, shutdown.
+//! - [`cli`]: command-line definitions.
+
+pub mod cli;
+pub mod collector;
+pub mod commands;
+pub mod lua;
+pub mod metrics;
+pub mod output;
+pub mod remote_api;
+pub mod scene;
+pub mod standin;
+pub mod wire;

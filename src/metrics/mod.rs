@@ -1,0 +1,71 @@
+//! Per-dummy statistics (pure: every time is passed in, nothing reads a clock).
+//!
+//! Inputs are [`Sample`]s, already decoded and timestamped; outputs are cloned
+//! [`snapshot`] values. Definitions of every number: `docs/METRICS.md`.
+
+pub mod snapshot;
+
+pub use snapshot::*;
+
+/// Wall-clock instant, nanoseconds since the Unix epoch.
+pub type UnixNanos = i64;
+
+/// One received STAMP (or legacy time), with everything the metrics need.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// `None` for legacy senders.
+    pub seq: Option<u32>,
+    /// Simulation pass index; `None` for legacy senders.
+    pub step: Option<u32>,
+    pub sim_time_s: f64,
+    /// Sender's wall clock; `None` for legacy senders.
+    pub sent_unix_ns: Option<UnixNanos>,
+    /// Arrival: kernel stamp if available, else user-space stamp.
+    pub recv_unix_ns: UnixNanos,
+    /// When user space read the datagram (equals `recv_unix_ns` without kernel stamps).
+    pub read_unix_ns: UnixNanos,
+    pub recv_clock: RecvClock,
+    /// Round trip reported by the sender, µs.
+    pub rtt_us: Option<u32>,
+}
+
+/// What identifies a dummy, from HELLO or legacy registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DummyInfo {
+    pub id: u32,
+    pub name: String,
+    pub transport: Transport,
+    /// `None` for legacy senders.
+    pub dt_s: Option<f64>,
+    pub source: String,
+}
+
+/// Settings shared by all dummies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// Start of the run (wall clock).
+    pub run_start_ns: UnixNanos,
+    /// Samples received before `run_start_ns + warmup_ns` are excluded from the summary.
+    pub warmup_ns: i64,
+    /// Latencies above this (µs) are "clocks disagree" rather than data.
+    pub max_plausible_latency_us: f64,
+    /// A dummy silent for this long is `Idle`.
+    pub idle_after_ns: i64,
+    /// RTF the run aims for (1.0 unless stepping with `--target-rtf`).
+    pub target_rtf: f64,
+    /// |RTF 1 s − target| / target above this marks a dummy off target.
+    pub off_target_tolerance: f64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            run_start_ns: 0,
+            warmup_ns: 0,
+            max_plausible_latency_us: 10_000_000.0,
+            idle_after_ns: 2_000_000_000,
+            target_rtf: 1.0,
+            off_target_tolerance: 0.1,
+        }
+    }
+}

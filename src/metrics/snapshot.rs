@@ -1,0 +1,211 @@
+//! Snapshot types: what the aggregator hands to the live view and the exporters.
+//!
+//! Plain data (serde), cloned out of the one owner of metric state. `None` means
+//! "unavailable" (e.g. latency for a legacy dummy), never zero. Every field is defined
+//! in `docs/METRICS.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// The fixed percentile list used everywhere: p50, p90, p99, p99.9, max.
+pub const PERCENTILES: [f64; 4] = [50.0, 90.0, 99.0, 99.9];
+
+/// How a dummy talks to the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    /// The notebook format over UDP.
+    LegacyUdp,
+}
+
+/// Which clock stamped the arrival of datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecvClock {
+    /// `SO_TIMESTAMPNS`, stamped by the kernel when the datagram arrived.
+    Kernel,
+    /// `SystemTime::now()` after `recv` returned (adds the receive backlog).
+    User,
+}
+
+/// Where the wall-time side of an RTF comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WallSource {
+    /// The sender's own wall-clock stamps (`sent_unix_s`).
+    SenderWall,
+    /// The bridge's receive times (legacy senders have no wall stamp).
+    ReceiveTime,
+    /// The bridge polling `sim.getSimulationTime` through the remote API.
+    RemotePoll,
+}
+
+/// Real-time factor over several windows; see METRICS.md "RTF".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RtfStats {
+    /// Over the last 1 s of wall time.
+    pub last_1s: Option<f64>,
+    /// Over the last 10 s of wall time.
+    pub last_10s: Option<f64>,
+    /// From the first to the last sample of the session (after warm-up).
+    pub total: Option<f64>,
+    /// Lowest RTF of any complete 1 s wall-time window.
+    pub worst_1s: Option<f64>,
+    /// Wall time (s since the run started) at which the worst window ended.
+    pub worst_1s_at_s: Option<f64>,
+    pub wall_source: WallSource,
+}
+
+/// A distribution in microseconds (hdrhistogram underneath).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub min_us: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+/// Mean / min / max / standard deviation of a series, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpreadMs {
+    pub count: u64,
+    pub mean_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    /// Population standard deviation.
+    pub std_dev_ms: f64,
+}
+
+/// Sending rates; see METRICS.md "Rates".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateStats {
+    /// Messages per wall second over the last 1 s window.
+    pub wall_hz_1s: Option<f64>,
+    /// Messages per wall second over the session.
+    pub wall_hz: Option<f64>,
+    /// Messages per simulated second over the session.
+    pub sim_hz: Option<f64>,
+    /// 1 / dt from HELLO; `None` for legacy dummies.
+    pub expected_hz: Option<f64>,
+    /// Inter-arrival times (receive clock).
+    pub interarrival: Option<SpreadMs>,
+}
+
+/// Sequence accounting; `None` for legacy dummies (no seq).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossStats {
+    /// Seqs expected: highest seq − first seq + 1.
+    pub expected: u64,
+    /// Distinct seqs received.
+    pub received: u64,
+    /// expected − received (never negative).
+    pub lost: u64,
+    /// 100 · lost / expected.
+    pub loss_pct: f64,
+    /// Seqs received more than once (extra copies).
+    pub duplicates: u64,
+    /// Seqs that arrived after a higher seq.
+    pub reordered: u64,
+    /// Simulation passes skipped according to the step index.
+    pub missed_steps: u64,
+}
+
+/// Lifecycle of a dummy as the bridge sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DummyState {
+    /// Registered (HELLO or legacy id), no STAMP yet.
+    Registered,
+    /// Stamps arriving.
+    Active,
+    /// No message for longer than the idle threshold.
+    Idle,
+    /// BYE received.
+    Ended,
+}
+
+/// Everything shown for one dummy (current session).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DummySnapshot {
+    pub id: u32,
+    pub name: String,
+    pub transport: Transport,
+    /// Source address of the latest message, e.g. `127.0.0.1:50123`.
+    pub source: String,
+    /// 0 for the first session; +1 each time seq or simulation time restarts.
+    pub session: u32,
+    pub state: DummyState,
+    /// Messages (STAMP or legacy time) counted in this session after warm-up.
+    pub messages: u64,
+    pub dt_s: Option<f64>,
+    pub last_sim_time_s: Option<f64>,
+    pub last_step: Option<u32>,
+    pub rtf: RtfStats,
+    pub rate: RateStats,
+    /// One-way latency = receive time − sender wall time; `None` for legacy.
+    pub latency: Option<LatencyStats>,
+    /// RFC 3550 interarrival jitter, µs; `None` for legacy.
+    pub jitter_rfc3550_us: Option<f64>,
+    pub loss: Option<LossStats>,
+    /// Kernel receive → user-space read delay; `None` without kernel stamps.
+    pub backlog: Option<LatencyStats>,
+    /// Round trip reported by the script (ECHO mode), µs.
+    pub rtt: Option<LatencyStats>,
+    /// Latencies rejected as negative or implausible ("clocks disagree").
+    pub clock_warnings: u64,
+    /// Whether the latest 1 s RTF is off the target by more than the tolerance.
+    pub off_target: bool,
+}
+
+/// One earlier session of a dummy, kept when a new one starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub dummy_id: u32,
+    pub session: u32,
+    pub reason: String,
+    pub final_snapshot: DummySnapshot,
+}
+
+/// Rejected input from one source address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceErrors {
+    pub source: String,
+    pub total: u64,
+    /// Counts per reason label (`bad_version`, `not_finite`, ...).
+    pub by_reason: std::collections::BTreeMap<String, u64>,
+}
+
+/// Global (simulation-wide) figures from the remote API; absent with `--no-remote`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimSnapshot {
+    /// CoppeliaSim's state name (`stopped`, `running`, `paused`, ...), or `unreachable`.
+    pub state: String,
+    pub sim_time_s: Option<f64>,
+    pub rtf: RtfStats,
+    /// Remote API call round trip.
+    pub remote_rtt: Option<LatencyStats>,
+    /// Version string, e.g. `4.6.0 rev 18`.
+    pub version: Option<String>,
+    /// Seconds the remote API was unreachable during the run.
+    pub disconnected_s: f64,
+}
+
+/// The whole picture at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSnapshot {
+    /// Wall time since the run started, s.
+    pub elapsed_s: f64,
+    /// Wall clock at which the snapshot was taken, s since the Unix epoch.
+    pub taken_unix_s: f64,
+    pub recv_clock: RecvClock,
+    /// Datagrams the kernel dropped for lack of buffer (`SO_RXQ_OVFL`), if known.
+    pub kernel_drops: Option<u64>,
+    pub dummies: Vec<DummySnapshot>,
+    pub rejected: Vec<SourceErrors>,
+    pub sim: Option<SimSnapshot>,
+}

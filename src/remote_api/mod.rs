@@ -1,0 +1,1 @@
+//! remote_api (to be written).
