@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`wire`]: v1 datagram/frame codecs and the legacy notebook format (pure).
 //! - [`metrics`]: per-dummy statistics, snapshots, and the aggregator that owns them (pure).
+//! - [`emitter`]: a synthetic dummy sending what the Lua script sends (pure).
 //! - [`collector`]: UDP/TCP receivers with kernel timestamps, feeding the aggregator (I/O).
 //! - [`remote_api`]: ZeroMQ remote API, protocol 2: CBOR messages (pure) and REQ client (I/O).
 //! - [`scene`]: the simple-XML scene format: generator and parser (pure).
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod collector;
 pub mod commands;
+pub mod emitter;
 pub mod lua;
 pub mod metrics;
 pub mod output;

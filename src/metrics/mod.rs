@@ -3,6 +3,7 @@
 //! Inputs are [`Sample`]s, already decoded and timestamped; outputs are cloned
 //! [`snapshot`] values. Definitions of every number: `docs/METRICS.md`.
 
+pub mod aggregator;
 pub mod snapshot;
 
 pub use snapshot::*;

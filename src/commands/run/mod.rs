@@ -1,0 +1,131 @@
+//! `coppelia-bridge run`: collect timestamps from the dummies, drive CoppeliaSim, report.
+
+mod collect;
+mod stop;
+mod table;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use collect::{
+    bind_receivers, collect, collect_with, empty_snapshot, NullSink, Receivers, RunOutcome, RunSink,
+};
+pub use stop::{Progress, StopReason, StopRules};
+pub use table::summary_table;
+
+use crate::cli::parse_duration;
+use crate::collector::DEFAULT_RECV_BUFFER;
+use crate::wire::DEFAULT_MAX_FRAME;
+
+/// Where and how to receive.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CollectArgs {
+    /// UDP address to receive on (the notebook used 127.0.0.1:8888).
+    #[arg(long, default_value = "127.0.0.1:8888", env = "COPPELIA_BRIDGE_LISTEN")]
+    pub listen: SocketAddr,
+    /// Also accept framed TCP connections on this address (e.g. 127.0.0.1:8889).
+    #[arg(long, env = "COPPELIA_BRIDGE_TCP_LISTEN")]
+    pub tcp_listen: Option<SocketAddr>,
+    /// UDP receive buffer to request (SO_RCVBUF), bytes. The default holds 10 s of 1,000
+    /// dummies at 20 Hz; the effective size is logged.
+    #[arg(long, default_value_t = DEFAULT_RECV_BUFFER)]
+    pub recv_buffer: usize,
+    /// Largest TCP frame payload accepted, bytes; a larger one closes the connection.
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+}
+
+/// When to stop and what to measure.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StopArgs {
+    /// Stop after this much wall time of measurement (e.g. 30s, 10m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop once every dummy has reported this simulation time, s (the notebook's target time).
+    #[arg(long)]
+    pub until_sim_time: Option<f64>,
+    /// Stop when no message arrived for this long after the first one (0 = never).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Wait until this many dummies have announced themselves before measuring.
+    #[arg(long)]
+    pub expect_dummies: Option<usize>,
+    /// Give up waiting for --expect-dummies after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub expect_timeout: Duration,
+    /// Exclude this much wall time at the start of measurement from the summary.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// RTF the run aims for; rows further than --rtf-tolerance from it are highlighted.
+    #[arg(long, default_value_t = 1.0)]
+    pub rtf_target: f64,
+    /// Allowed relative deviation of the 1 s RTF from --rtf-target (0.1 = 10 %).
+    #[arg(long, default_value_t = 0.1)]
+    pub rtf_tolerance: f64,
+}
+
+/// What to show and write.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Run directory for samples, series, summary and report (default runs/<UTC time>/).
+    #[arg(long, env = "COPPELIA_BRIDGE_OUT")]
+    pub out: Option<PathBuf>,
+    /// Write nothing to disk.
+    #[arg(long, conflicts_with = "out")]
+    pub no_out: bool,
+    /// Plain periodic log lines instead of the live terminal view.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Interval of the plain log lines.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub print_interval: Duration,
+    /// Print a JSON snapshot per --print-interval on stdout (for scripts).
+    #[arg(long)]
+    pub json_stream: bool,
+}
+
+/// Flags of `coppelia-bridge run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    #[command(flatten)]
+    pub stop: StopArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Only collect: do not talk to CoppeliaSim.
+    #[arg(long)]
+    pub no_remote: bool,
+}
+
+/// Runs `coppelia-bridge run`.
+pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !args.no_remote {
+        anyhow::bail!("the remote API is not wired into `run` yet: use --no-remote");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = rt.block_on(collect(&args))?;
+    report_outcome(&args.output, &outcome);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// End of run: the table for people, or one last JSON line with `--json-stream`.
+fn report_outcome(output: &OutputArgs, outcome: &RunOutcome) {
+    if output.json_stream {
+        eprint!("{}", summary_table(&outcome.snapshot));
+        if let Ok(line) = serde_json::to_string(&outcome.snapshot) {
+            println!("{line}");
+        }
+    } else {
+        print!("{}", summary_table(&outcome.snapshot));
+    }
+    tracing::info!("run stopped: {}", outcome.reason);
+}

@@ -1,0 +1,99 @@
+//! Text renderings of a snapshot: the end-of-run table and the plain periodic lines.
+//! `-` marks a value that is unavailable (e.g. latency for a legacy dummy), never zero.
+
+use std::fmt::Write as _;
+
+use crate::metrics::{DummySnapshot, RunSnapshot};
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+/// The per-dummy table printed when a run ends.
+pub fn summary_table(s: &RunSnapshot) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<12} {:>4} {:>10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5} {:>5} {:>8}",
+        "dummy", "id", "transport", "msgs", "rate", "RTF1s", "RTF10s", "RTFtot", "RTFwst",
+        "lat50 µs", "lat99 µs", "latmax µs", "jit µs", "loss %", "dup", "reord", "state"
+    );
+    for d in &s.dummies {
+        let _ = writeln!(out, "{}", row(d));
+    }
+    if s.dummies.is_empty() {
+        out.push_str("(no dummy sent anything)\n");
+    }
+    for r in &s.rejected {
+        let reasons: Vec<String> = r
+            .by_reason
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "rejected from {}: {} ({})",
+            r.source,
+            r.total,
+            reasons.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "receive timestamps: {:?}; kernel drops: {}",
+        s.recv_clock,
+        s.kernel_drops
+            .map_or("unknown".to_owned(), |d| d.to_string())
+    );
+    out
+}
+
+fn row(d: &DummySnapshot) -> String {
+    let lat = d.latency.as_ref();
+    let loss = d.loss.as_ref();
+    format!(
+        "{:<12} {:>4} {:>10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5} {:>5} {:>8}",
+        truncate(&d.name, 12),
+        d.id,
+        format!("{:?}", d.transport).to_lowercase(),
+        d.messages,
+        opt(d.rate.wall_hz, 2),
+        opt(d.rtf.last_1s, 3),
+        opt(d.rtf.last_10s, 3),
+        opt(d.rtf.total, 3),
+        opt(d.rtf.worst_1s, 3),
+        opt(lat.map(|l| l.p50_us), 0),
+        opt(lat.map(|l| l.p99_us), 0),
+        opt(lat.map(|l| l.max_us), 0),
+        opt(d.jitter_rfc3550_us, 1),
+        opt(loss.map(|l| l.loss_pct), 2),
+        loss.map_or("-".into(), |l| l.duplicates.to_string()),
+        loss.map_or("-".into(), |l| l.reordered.to_string()),
+        format!("{:?}", d.state).to_lowercase(),
+    )
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// One concise line per dummy, for logs when there is no live view.
+pub fn plain_lines(s: &RunSnapshot) -> Vec<String> {
+    s.dummies
+        .iter()
+        .map(|d| {
+            format!(
+                "{} msgs={} rate={}Hz rtf1s={} rtf10s={} lat_p50={}µs lat_p99={}µs loss={}%{}",
+                d.name,
+                d.messages,
+                opt(d.rate.wall_hz_1s, 1),
+                opt(d.rtf.last_1s, 3),
+                opt(d.rtf.last_10s, 3),
+                opt(d.latency.as_ref().map(|l| l.p50_us), 0),
+                opt(d.latency.as_ref().map(|l| l.p99_us), 0),
+                opt(d.loss.as_ref().map(|l| l.loss_pct), 2),
+                if d.off_target { " OFF-TARGET" } else { "" }
+            )
+        })
+        .collect()
+}

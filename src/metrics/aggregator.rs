@@ -1,0 +1,515 @@
+//! The aggregator: the one owner of metric state.
+//!
+//! Receivers send it [`CollectorEvent`]s; it classifies each payload (v1, legacy, garbage),
+//! routes it to the dummy's [`DummyMetrics`], counts rejects per source, and says what to
+//! answer (ECHO), what to record (raw sample rows) and what to tell the user (notices).
+//! Pure: the current time is passed in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use super::{
+    DummyInfo, DummyMetrics, MetricsConfig, RecvClock, RunSnapshot, Sample, SessionRecord,
+    SimSnapshot, SourceErrors, Transport, UnixNanos,
+};
+use crate::collector::{CollectorEvent, RecvEvent, Source};
+use crate::wire::{classify, flags, Datagram, Echo, Hello, Message, Stamp, NO_RTT};
+
+/// Rejected datagrams from one source are logged individually up to this many per window.
+const REJECT_LOG_BURST: u32 = 5;
+/// Length of the reject-log window.
+const REJECT_LOG_WINDOW_NS: i64 = 10_000_000_000;
+
+/// How loud a notice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeLevel {
+    Info,
+    Warn,
+}
+
+/// Something worth telling the user and writing to `events.jsonl`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub level: NoticeLevel,
+    /// Stable kind: `dummy_registered`, `new_session`, `bye`, `rejected`, `clock_warning`,
+    /// `tcp_opened`, `tcp_closed`, `kernel_drops`, `unannounced_dummy`.
+    pub kind: &'static str,
+    pub dummy: Option<u32>,
+    pub message: String,
+}
+
+/// One accepted STAMP or legacy time, as written to `samples/<dummy>.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRecord {
+    pub dummy_id: u32,
+    pub name: String,
+    pub session: u32,
+    pub transport: Transport,
+    pub sample: Sample,
+    /// Receive − sender wall time, µs (raw, may be negative); `None` for legacy.
+    pub latency_us: Option<f64>,
+    /// Excluded from the summary (warm-up or before all expected dummies arrived).
+    pub excluded: bool,
+}
+
+/// What handling one event produced.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outcome {
+    /// A datagram or frame payload to send back (ECHO).
+    pub reply: Option<(Source, Vec<u8>)>,
+    pub record: Option<SampleRecord>,
+    pub notices: Vec<Notice>,
+}
+
+impl Outcome {
+    fn notice(
+        &mut self,
+        level: NoticeLevel,
+        kind: &'static str,
+        dummy: Option<u32>,
+        message: String,
+    ) {
+        self.notices.push(Notice {
+            level,
+            kind,
+            dummy,
+            message,
+        });
+    }
+}
+
+#[derive(Debug, Default)]
+struct RejectLog {
+    window_start_ns: UnixNanos,
+    logged: u32,
+    suppressed: u64,
+}
+
+/// Owner of every dummy's statistics.
+#[derive(Debug)]
+pub struct Aggregator {
+    cfg: MetricsConfig,
+    /// When the bridge started; `elapsed_s` counts from here.
+    started_ns: UnixNanos,
+    dummies: BTreeMap<u32, DummyMetrics>,
+    echo_wanted: HashMap<u32, bool>,
+    legacy_sources: HashMap<SocketAddr, u32>,
+    rejected: BTreeMap<String, SourceErrors>,
+    reject_log: HashMap<String, RejectLog>,
+    sessions: Vec<SessionRecord>,
+    recv_clock: RecvClock,
+    kernel_drops: Option<u64>,
+    sim: Option<SimSnapshot>,
+}
+
+impl Aggregator {
+    pub fn new(cfg: MetricsConfig) -> Self {
+        Self {
+            started_ns: cfg.run_start_ns,
+            cfg,
+            dummies: BTreeMap::new(),
+            echo_wanted: HashMap::new(),
+            legacy_sources: HashMap::new(),
+            rejected: BTreeMap::new(),
+            reject_log: HashMap::new(),
+            sessions: Vec::new(),
+            recv_clock: RecvClock::User,
+            kernel_drops: None,
+            sim: None,
+        }
+    }
+
+    pub fn config(&self) -> &MetricsConfig {
+        &self.cfg
+    }
+
+    /// Moves the start of measurement (e.g. once all expected dummies have arrived):
+    /// samples before `start + warm-up` are excluded from the summary.
+    pub fn set_measurement_start(&mut self, start_ns: UnixNanos) {
+        self.cfg.run_start_ns = start_ns;
+    }
+
+    /// Ids of every dummy seen so far.
+    pub fn dummy_ids(&self) -> Vec<u32> {
+        self.dummies.keys().copied().collect()
+    }
+
+    /// Highest simulation time each dummy reported, with whether it said BYE.
+    pub fn progress(&self, now_ns: UnixNanos) -> Vec<(u32, Option<f64>, bool)> {
+        self.dummies
+            .iter()
+            .map(|(id, d)| {
+                let s = d.snapshot(now_ns, &self.cfg);
+                (*id, s.last_sim_time_s, s.state == super::DummyState::Ended)
+            })
+            .collect()
+    }
+
+    /// Earlier sessions (a dummy restarted).
+    pub fn sessions(&self) -> &[SessionRecord] {
+        &self.sessions
+    }
+
+    /// Latest simulation-wide figures from the remote API.
+    pub fn set_sim(&mut self, sim: Option<SimSnapshot>) {
+        self.sim = sim;
+    }
+
+    /// Clears every dummy's statistics (live view `r`).
+    pub fn reset(&mut self, now_ns: UnixNanos) {
+        for d in self.dummies.values_mut() {
+            d.reset(now_ns);
+        }
+    }
+
+    /// Handles one receiver event at wall time `now_ns`.
+    pub fn handle(&mut self, ev: CollectorEvent, now_ns: UnixNanos) -> Outcome {
+        let mut out = Outcome::default();
+        match ev {
+            CollectorEvent::Message(m) => self.on_message(m, now_ns, &mut out),
+            CollectorEvent::TcpOpened { source } => {
+                out.notice(
+                    NoticeLevel::Info,
+                    "tcp_opened",
+                    None,
+                    format!("TCP connection from {source}"),
+                );
+            }
+            CollectorEvent::TcpClosed {
+                source,
+                reason,
+                lost_partial_bytes,
+            } => {
+                let lost = if lost_partial_bytes > 0 {
+                    format!(" ({lost_partial_bytes} bytes of an unfinished frame discarded)")
+                } else {
+                    String::new()
+                };
+                out.notice(
+                    NoticeLevel::Info,
+                    "tcp_closed",
+                    None,
+                    format!("TCP connection {source} closed: {reason}{lost}"),
+                );
+            }
+            CollectorEvent::TcpFrameError { source, error } => {
+                self.reject(source, "frame_error", &error, now_ns, &mut out);
+            }
+            CollectorEvent::KernelDrops(n) => {
+                let before = self.kernel_drops.replace(n).unwrap_or(0);
+                if n > before {
+                    out.notice(
+                        NoticeLevel::Warn,
+                        "kernel_drops",
+                        None,
+                        format!(
+                            "the kernel dropped {} datagrams for lack of receive buffer ({n} in all): raise --recv-buffer or net.core.rmem_max",
+                            n - before
+                        ),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn on_message(&mut self, m: RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+        if m.truncated {
+            return self.reject(
+                m.source,
+                "oversized",
+                "datagram longer than 2048 bytes",
+                now_ns,
+                out,
+            );
+        }
+        if let (Source::Udp(_), Some(_)) = (m.source, m.kernel_ns) {
+            self.recv_clock = RecvClock::Kernel;
+        }
+        let registered = matches!(m.source, Source::Udp(a) if self.legacy_sources.contains_key(&a));
+        match classify(&m.payload, registered) {
+            Datagram::V1(Message::Hello(h)) => self.on_hello(h, &m, now_ns, out),
+            Datagram::V1(Message::Stamp(s)) => self.on_stamp(s, &m, now_ns, out),
+            Datagram::V1(Message::Bye(b)) => {
+                if let Some(d) = self.dummies.get_mut(&b.dummy_id) {
+                    d.on_bye(&b, now_ns);
+                    out.notice(
+                        NoticeLevel::Info,
+                        "bye",
+                        Some(b.dummy_id),
+                        format!(
+                            "{} said goodbye: {} stamps sent, {} send errors, {} echoes",
+                            d.info().name,
+                            b.stamps_sent,
+                            b.send_errors,
+                            b.echoes_received
+                        ),
+                    );
+                }
+            }
+            Datagram::V1(Message::Echo(_)) => {
+                self.reject(
+                    m.source,
+                    "unexpected_echo",
+                    "ECHO is sent by the bridge, not to it",
+                    now_ns,
+                    out,
+                );
+            }
+            Datagram::LegacyRegister(id) => self.on_legacy_register(id, &m, now_ns, out),
+            Datagram::LegacyTime(t) => self.on_legacy_time(t, &m, now_ns, out),
+            other => {
+                let label = other.reject_label().unwrap_or("unrecognised");
+                let detail = match &other {
+                    Datagram::BadV1(e) => e.to_string(),
+                    Datagram::LegacyUnregistered => {
+                        "8-byte legacy time from an address that never sent its id".into()
+                    }
+                    Datagram::BadLegacyTime => "legacy time is NaN or infinite".into(),
+                    _ => format!("{} bytes in no known format", m.payload.len()),
+                };
+                self.reject(m.source, label, &detail, now_ns, out);
+            }
+        }
+    }
+
+    fn transport_of(source: Source) -> Transport {
+        match source {
+            Source::Udp(_) => Transport::Udp,
+            Source::Tcp { .. } => Transport::Tcp,
+        }
+    }
+
+    fn on_hello(&mut self, h: Hello, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+        let info = DummyInfo {
+            id: h.dummy_id,
+            name: h.name.clone(),
+            transport: Self::transport_of(m.source),
+            dt_s: Some(h.dt_s),
+            source: m.source.addr().to_string(),
+        };
+        self.echo_wanted
+            .insert(h.dummy_id, h.flags & flags::ECHO != 0);
+        self.register(info, now_ns, out);
+    }
+
+    fn register(&mut self, info: DummyInfo, now_ns: UnixNanos, out: &mut Outcome) {
+        let id = info.id;
+        let text = format!(
+            "{} (id {id}, {:?}) registered from {}",
+            info.name, info.transport, info.source
+        );
+        match self.dummies.get_mut(&id) {
+            Some(d) => {
+                if let Some(old) = d.on_hello(info, now_ns) {
+                    out.notice(
+                        NoticeLevel::Warn,
+                        "new_session",
+                        Some(id),
+                        format!(
+                            "dummy {id} announced itself again: session {} begins",
+                            old.session + 1
+                        ),
+                    );
+                    self.sessions.push(old);
+                }
+            }
+            None => {
+                self.dummies.insert(id, DummyMetrics::new(info, &self.cfg));
+                out.notice(NoticeLevel::Info, "dummy_registered", Some(id), text);
+            }
+        }
+    }
+
+    fn on_stamp(&mut self, s: Stamp, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+        if !self.dummies.contains_key(&s.dummy_id) {
+            // The bridge started after the scene: accept the dummy without its HELLO.
+            let info = DummyInfo {
+                id: s.dummy_id,
+                name: format!("Dummy{}", s.dummy_id),
+                transport: Self::transport_of(m.source),
+                dt_s: None,
+                source: m.source.addr().to_string(),
+            };
+            out.notice(
+                NoticeLevel::Warn,
+                "unannounced_dummy",
+                Some(s.dummy_id),
+                format!("STAMP from dummy {} before any HELLO (bridge started after the simulation?): accepted without its name and dt", s.dummy_id),
+            );
+            self.register(info, now_ns, out);
+        }
+        let sample = Sample {
+            seq: Some(s.seq),
+            step: Some(s.step),
+            sim_time_s: s.sim_time_s,
+            sent_unix_ns: Some((s.sent_unix_s * 1e9).round() as UnixNanos),
+            recv_unix_ns: m.recv_ns(),
+            read_unix_ns: m.read_ns,
+            recv_clock: m.recv_clock(),
+            rtt_us: (s.rtt_us != NO_RTT).then_some(s.rtt_us),
+        };
+        self.record(s.dummy_id, sample, out);
+        if self.echo_wanted.get(&s.dummy_id).copied().unwrap_or(false) {
+            let echo = Message::Echo(Echo {
+                dummy_id: s.dummy_id,
+                seq: s.seq,
+                sent_unix_s: s.sent_unix_s,
+                bridge_recv_unix_s: m.recv_ns() as f64 / 1e9,
+                bridge_send_unix_s: now_ns as f64 / 1e9,
+            });
+            out.reply = Some((m.source, echo.encode()));
+        }
+    }
+
+    fn record(&mut self, id: u32, sample: Sample, out: &mut Outcome) {
+        let Some(d) = self.dummies.get_mut(&id) else {
+            return;
+        };
+        let r = d.record(&sample, &self.cfg);
+        if let Some(old) = r.new_session {
+            out.notice(
+                NoticeLevel::Warn,
+                "new_session",
+                Some(id),
+                format!(
+                    "{} restarted ({}): session {} begins",
+                    d.info().name,
+                    old.reason,
+                    old.session + 1
+                ),
+            );
+            self.sessions.push(old);
+        }
+        if let Some(w) = r.clock_warning {
+            out.notice(
+                NoticeLevel::Warn,
+                "clock_warning",
+                Some(id),
+                format!("{}: clocks disagree: {w}", d.info().name),
+            );
+        }
+        let info = d.info();
+        out.record = Some(SampleRecord {
+            dummy_id: id,
+            name: info.name.clone(),
+            session: d.session(),
+            transport: info.transport,
+            sample,
+            latency_us: sample
+                .sent_unix_ns
+                .map(|sent| (sample.recv_unix_ns - sent) as f64 / 1e3),
+            excluded: r.excluded_warmup,
+        });
+    }
+
+    fn on_legacy_register(&mut self, id: u32, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+        let Source::Udp(addr) = m.source else {
+            return self.reject(
+                m.source,
+                "legacy_over_tcp",
+                "the notebook format is UDP only",
+                now_ns,
+                out,
+            );
+        };
+        // A script restarted on a new port: forget its old address.
+        self.legacy_sources.retain(|_, v| *v != id);
+        self.legacy_sources.insert(addr, id);
+        let info = DummyInfo {
+            id,
+            name: format!("Dummy{id}"),
+            transport: Transport::LegacyUdp,
+            dt_s: None,
+            source: addr.to_string(),
+        };
+        self.register(info, now_ns, out);
+    }
+
+    fn on_legacy_time(&mut self, t: f64, m: &RecvEvent, _now_ns: UnixNanos, out: &mut Outcome) {
+        let Source::Udp(addr) = m.source else { return };
+        let Some(&id) = self.legacy_sources.get(&addr) else {
+            return;
+        };
+        let sample = Sample {
+            seq: None,
+            step: None,
+            sim_time_s: t,
+            sent_unix_ns: None,
+            recv_unix_ns: m.recv_ns(),
+            read_unix_ns: m.read_ns,
+            recv_clock: m.recv_clock(),
+            rtt_us: None,
+        };
+        self.record(id, sample, out);
+    }
+
+    /// Counts a rejected message against its source; logs it, rate-limited per source.
+    fn reject(
+        &mut self,
+        source: Source,
+        label: &str,
+        detail: &str,
+        now_ns: UnixNanos,
+        out: &mut Outcome,
+    ) {
+        let key = source.to_string();
+        let e = self
+            .rejected
+            .entry(key.clone())
+            .or_insert_with(|| SourceErrors {
+                source: key.clone(),
+                total: 0,
+                by_reason: BTreeMap::new(),
+            });
+        e.total += 1;
+        *e.by_reason.entry(label.to_owned()).or_default() += 1;
+        let log = self.reject_log.entry(key).or_default();
+        if now_ns - log.window_start_ns >= REJECT_LOG_WINDOW_NS {
+            let suppressed = std::mem::take(&mut log.suppressed);
+            *log = RejectLog {
+                window_start_ns: now_ns,
+                logged: 0,
+                suppressed: 0,
+            };
+            if suppressed > 0 {
+                out.notice(
+                    NoticeLevel::Warn,
+                    "rejected",
+                    None,
+                    format!(
+                        "{source}: {suppressed} more rejected messages not logged individually"
+                    ),
+                );
+            }
+        }
+        if log.logged < REJECT_LOG_BURST {
+            log.logged += 1;
+            out.notice(
+                NoticeLevel::Warn,
+                "rejected",
+                None,
+                format!("{source}: rejected ({label}): {detail}"),
+            );
+        } else {
+            log.suppressed += 1;
+        }
+    }
+
+    /// Everything, now.
+    pub fn snapshot(&self, now_ns: UnixNanos) -> RunSnapshot {
+        RunSnapshot {
+            elapsed_s: (now_ns - self.started_ns) as f64 / 1e9,
+            taken_unix_s: now_ns as f64 / 1e9,
+            recv_clock: self.recv_clock,
+            kernel_drops: self.kernel_drops,
+            dummies: self
+                .dummies
+                .values()
+                .map(|d| d.snapshot(now_ns, &self.cfg))
+                .collect(),
+            rejected: self.rejected.values().cloned().collect(),
+            sim: self.sim.clone(),
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Issue #2 "done when": the collector end to end, over real loopback sockets.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{assert_close, bin, final_snapshot, Bridge};
+use coppelia_bridge::commands::emit::{emit, EmitArgs};
+use coppelia_bridge::commands::run::{
+    bind_receivers, collect_with, empty_snapshot, NullSink, RunArgs, RunOutcome,
+};
+use coppelia_bridge::metrics::{DummyState, Transport};
+
+/// `emit` 4 dummies at 20 Hz for 3 s → `run --no-remote --expect-dummies 4`, both binaries.
+#[test]
+fn emit_and_run_binaries_measure_four_dummies() {
+    let bridge = Bridge::spawn(&[
+        "run",
+        "--no-remote",
+        "--no-out",
+        "--no-tui",
+        "--json-stream",
+        "--print-interval",
+        "1h",
+        "--listen",
+        "127.0.0.1:0",
+        "--expect-dummies",
+        "4",
+        "--idle-timeout",
+        "1s",
+        "--duration",
+        "60s",
+    ]);
+    let addr = bridge.udp_addr();
+    let status = Command::new(bin())
+        .args([
+            "emit",
+            "--to",
+            &addr,
+            "--dummies",
+            "4",
+            "--rate-hz",
+            "20",
+            "--duration",
+            "3s",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (status, stdout) = bridge.finish(Duration::from_secs(30));
+    assert!(status.success());
+    let snap = final_snapshot(&stdout);
+    assert_eq!(snap.dummies.len(), 4, "{snap:#?}");
+    for d in &snap.dummies {
+        assert!(
+            (58..=61).contains(&d.messages),
+            "{} got {} messages",
+            d.name,
+            d.messages
+        );
+        assert_close(&format!("{} RTF", d.name), d.rtf.total, 1.0, 0.02);
+        assert_close(&format!("{} rate", d.name), d.rate.wall_hz, 20.0, 0.5);
+        assert_eq!(d.loss.as_ref().unwrap().lost, 0);
+        assert_eq!(d.state, DummyState::Ended);
+        assert!(d.latency.is_some());
+    }
+}
+
+fn run_args(extra: &[&str]) -> RunArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct W {
+        #[command(flatten)]
+        a: RunArgs,
+    }
+    let mut argv = vec![
+        "x",
+        "--no-remote",
+        "--no-out",
+        "--no-tui",
+        "--print-interval",
+        "1h",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    argv.extend_from_slice(extra);
+    W::parse_from(argv).a
+}
+
+/// Runs the collector in-process while `send` produces traffic to its UDP address.
+fn collect_during<F>(run: RunArgs, send: F) -> RunOutcome
+where
+    F: FnOnce(std::net::SocketAddr) + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let receivers = bind_receivers(&run.collect).await.unwrap();
+        let addr = receivers.udp_addr;
+        let (snap_tx, _rx) = tokio::sync::watch::channel(empty_snapshot());
+        let (_stop_tx, stop_rx) = tokio::sync::mpsc::channel(1);
+        let sender = tokio::task::spawn_blocking(move || send(addr));
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(60),
+            collect_with(&run, receivers, Box::new(NullSink), snap_tx, stop_rx),
+        )
+        .await
+        .expect("run ended")
+        .unwrap();
+        sender.await.unwrap();
+        outcome
+    })
+}
+
+fn emit_blocking(args: EmitArgs) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(emit(&args)).unwrap();
+}
+
+fn emit_args(to: std::net::SocketAddr, extra: &[&str]) -> EmitArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct W {
+        #[command(flatten)]
+        a: EmitArgs,
+    }
+    let to = to.to_string();
+    let mut argv = vec!["x", "--to", &to];
+    argv.extend_from_slice(extra);
+    W::parse_from(argv).a
+}
+
+#[test]
+fn half_real_time_with_five_percent_loss() {
+    let run = run_args(&["--expect-dummies", "2", "--idle-timeout", "1s"]);
+    let out = collect_during(run, |addr| {
+        emit_blocking(emit_args(
+            addr,
+            &[
+                "--dummies",
+                "2",
+                "--rate-hz",
+                "40",
+                "--rtf",
+                "0.5",
+                "--loss",
+                "0.05",
+                "--duration",
+                "5s",
+            ],
+        ))
+    });
+    assert_eq!(out.snapshot.dummies.len(), 2);
+    for d in &out.snapshot.dummies {
+        assert_close("RTF", d.rtf.total, 0.5, 0.02);
+        assert_close("loss %", d.loss.as_ref().map(|l| l.loss_pct), 5.0, 1.0);
+        assert_eq!(d.loss.as_ref().unwrap().duplicates, 0);
+    }
+}
+
+#[test]
+fn legacy_notebook_format_from_four_sockets() {
+    let run = run_args(&["--expect-dummies", "4", "--idle-timeout", "1s"]);
+    let passes = 30u32;
+    let out = collect_during(run, move |addr| {
+        let socks: Vec<UdpSocket> = (0..4)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        for (i, s) in socks.iter().enumerate() {
+            s.send_to(i.to_string().as_bytes(), addr).unwrap();
+        }
+        let start = std::time::Instant::now();
+        for k in 1..=passes {
+            // Real-time pacing at dt = 50 ms, as CoppeliaSim in real-time mode.
+            let due = Duration::from_millis(50 * u64::from(k));
+            std::thread::sleep(due.saturating_sub(start.elapsed()));
+            for s in &socks {
+                s.send_to(&(f64::from(k) * 0.05).to_le_bytes(), addr)
+                    .unwrap();
+            }
+        }
+    });
+    let snap = &out.snapshot;
+    assert_eq!(
+        snap.dummies.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    for d in &snap.dummies {
+        assert_eq!(d.transport, Transport::LegacyUdp);
+        assert_eq!(d.messages, u64::from(passes));
+        assert!(
+            d.latency.is_none(),
+            "no sender clock: latency unavailable, not zero"
+        );
+        assert!(d.loss.is_none() && d.jitter_rfc3550_us.is_none() && d.rate.expected_hz.is_none());
+        assert_close("last sim time", d.last_sim_time_s, 1.5, 1e-9);
+        assert!(d.rtf.total.is_some(), "RTF from receive times");
+    }
+    assert!(snap.rejected.is_empty(), "{:?}", snap.rejected);
+}
+
+#[test]
+fn garbage_is_counted_per_source_and_disturbs_nobody() {
+    let run = run_args(&["--expect-dummies", "1", "--idle-timeout", "1s"]);
+    let out = collect_during(run, |addr| {
+        let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let legacy = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let bad_addr = bad.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let mut seed = 12345u64;
+            let mut rnd = || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            legacy.send_to(b"7", addr).unwrap();
+            for i in 0..200u32 {
+                let len = (rnd() % 100) as usize;
+                let junk: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+                bad.send_to(&junk, addr).unwrap();
+                bad.send_to(b"CB\x02\x02rest", addr).unwrap(); // wrong version
+                bad.send_to(&good_stamp(9, i)[..20], addr).unwrap(); // truncated
+                let mut nan = good_stamp(9, i);
+                nan[16..24].copy_from_slice(&f64::NAN.to_le_bytes());
+                bad.send_to(&nan, addr).unwrap();
+                let inf = if i % 2 == 0 {
+                    f64::INFINITY
+                } else {
+                    f64::NEG_INFINITY
+                };
+                legacy.send_to(&inf.to_le_bytes(), addr).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            bad.send_to(&vec![b'C'; 4000], addr).unwrap(); // oversized
+            bad_addr
+        });
+        emit_blocking(emit_args(
+            addr,
+            &["--dummies", "1", "--rate-hz", "50", "--duration", "2s"],
+        ));
+    });
+    let snap = &out.snapshot;
+    let good = snap
+        .dummies
+        .iter()
+        .find(|d| d.id == 0)
+        .expect("the good dummy");
+    assert_eq!(good.messages, 100);
+    assert_eq!(good.loss.as_ref().unwrap().lost, 0);
+    assert_close("RTF", good.rtf.total, 1.0, 0.02);
+    let legacy = snap
+        .dummies
+        .iter()
+        .find(|d| d.id == 7)
+        .expect("legacy dummy registered");
+    assert_eq!(legacy.messages, 0, "±inf times are rejected, not recorded");
+    let total_rejected: u64 = snap.rejected.iter().map(|r| r.total).sum();
+    assert!(total_rejected >= 200 * 4, "{:?}", snap.rejected);
+    let reasons: std::collections::BTreeSet<&str> = snap
+        .rejected
+        .iter()
+        .flat_map(|r| r.by_reason.keys().map(String::as_str))
+        .collect();
+    for want in [
+        "bad_version",
+        "bad_length",
+        "not_finite",
+        "legacy_not_finite",
+        "oversized",
+    ] {
+        assert!(
+            reasons.contains(want),
+            "missing reason {want} in {reasons:?}"
+        );
+    }
+    assert!(
+        snap.rejected.len() >= 2,
+        "counted per source: {:?}",
+        snap.rejected
+    );
+}
+
+fn good_stamp(id: u32, seq: u32) -> Vec<u8> {
+    coppelia_bridge::wire::Message::Stamp(coppelia_bridge::wire::Stamp {
+        dummy_id: id,
+        seq,
+        step: seq,
+        sim_time_s: f64::from(seq) * 0.05,
+        sent_unix_s: 1.0e9,
+        rtt_us: coppelia_bridge::wire::NO_RTT,
+    })
+    .encode()
+}
+
+#[test]
+fn tcp_with_echo_and_oversized_frames() {
+    let mut run = run_args(&[
+        "--expect-dummies",
+        "3",
+        "--idle-timeout",
+        "1s",
+        "--tcp-listen",
+        "127.0.0.1:0",
+    ]);
+    // The TCP address is only known after binding: bind here, then emit to it.
+    run.collect.tcp_listen = Some("127.0.0.1:0".parse().unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(async move {
+        let receivers = bind_receivers(&run.collect).await.unwrap();
+        let tcp = receivers.tcp_addr.unwrap();
+        let (snap_tx, _rx) = tokio::sync::watch::channel(empty_snapshot());
+        let (_stop_tx, stop_rx) = tokio::sync::mpsc::channel(1);
+        let sender = tokio::spawn(async move {
+            // A client announcing a 1 MiB frame is cut off; others are not affected.
+            use tokio::io::AsyncWriteExt;
+            let mut rogue = tokio::net::TcpStream::connect(tcp).await.unwrap();
+            rogue.write_all(&(1u32 << 20).to_le_bytes()).await.unwrap();
+            emit(&emit_args(
+                tcp,
+                &[
+                    "--tcp",
+                    "--echo",
+                    "--dummies",
+                    "3",
+                    "--rate-hz",
+                    "20",
+                    "--duration",
+                    "2s",
+                ],
+            ))
+            .await
+            .unwrap()
+        });
+        let outcome = collect_with(&run, receivers, Box::new(NullSink), snap_tx, stop_rx)
+            .await
+            .unwrap();
+        (outcome, sender.await.unwrap())
+    });
+    let (outcome, report) = out;
+    assert_eq!(outcome.snapshot.dummies.len(), 3);
+    for d in &outcome.snapshot.dummies {
+        assert_eq!(d.transport, Transport::Tcp);
+        assert_eq!(d.messages, 40);
+        assert_eq!(d.loss.as_ref().unwrap().lost, 0);
+        assert!(
+            d.rtt.as_ref().is_some_and(|r| r.count > 0),
+            "RTT carried back in STAMPs: {:?}",
+            d.rtt
+        );
+    }
+    assert!(report.echoes >= 3 * 39, "echoes: {}", report.echoes);
+    let frame_errors: u64 = outcome
+        .snapshot
+        .rejected
+        .iter()
+        .filter_map(|r| r.by_reason.get("frame_error"))
+        .sum();
+    assert_eq!(frame_errors, 1);
+}

@@ -1,0 +1,125 @@
+//! Helpers shared by integration tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use coppelia_bridge::metrics::RunSnapshot;
+
+/// Path of the built binary.
+pub fn bin() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("coppelia-bridge")
+}
+
+/// A `coppelia-bridge` child whose stderr is scanned for a line.
+pub struct Bridge {
+    pub child: Child,
+    pub stderr_lines: mpsc::Receiver<String>,
+}
+
+impl Bridge {
+    pub fn spawn(args: &[&str]) -> Bridge {
+        let mut child = Command::new(bin())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn coppelia-bridge");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[bridge] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Bridge {
+            child,
+            stderr_lines: rx,
+        }
+    }
+
+    /// Waits (bounded) for a stderr line containing `needle`; returns it.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line containing {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    /// The UDP address from the "listening for UDP datagrams on ADDR" line.
+    pub fn udp_addr(&self) -> String {
+        let line = self.wait_for("listening for UDP datagrams on ", Duration::from_secs(60));
+        after(&line, "listening for UDP datagrams on ")
+    }
+
+    /// Waits for exit (bounded) and returns stdout.
+    pub fn finish(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut out = String::new();
+                use std::io::Read;
+                self.child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                return (status, out);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("bridge did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// The first whitespace-delimited word after `marker` in `line` (ANSI codes stripped).
+pub fn after(line: &str, marker: &str) -> String {
+    let rest = &line[line.find(marker).expect("marker") + marker.len()..];
+    rest.split_whitespace()
+        .next()
+        .unwrap()
+        .trim_matches(|c: char| {
+            !c.is_ascii_alphanumeric() && c != '.' && c != ':' && c != '[' && c != ']'
+        })
+        .to_owned()
+}
+
+/// Parses the last JSON line of stdout as the final snapshot.
+pub fn final_snapshot(stdout: &str) -> RunSnapshot {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line on stdout");
+    serde_json::from_str(line).expect("RunSnapshot JSON")
+}
+
+pub fn assert_close(what: &str, got: Option<f64>, want: f64, tol: f64) {
+    let g = got.unwrap_or_else(|| panic!("{what} is unavailable, expected {want}"));
+    assert!(
+        (g - want).abs() <= tol,
+        "{what} = {g}, expected {want} ± {tol}"
+    );
+}
