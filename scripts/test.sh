@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test of coppelia-bridge. Installs what the tests need beyond the
+# Rust toolchain first (Debian's lua5.3 + lua-socket, a Python venv with the official
+# CoppeliaSim client); each setup step is idempotent. CI runs this as root with no stdin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setup"
+bash scripts/setup-lua.sh
+bash scripts/setup-python.sh
+
+echo "== format and lints"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+
+echo "== tests"
+log=$(mktemp)
+set +e
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+cargo test --doc 2>&1 | tee -a "$log"
+doc_status=${PIPESTATUS[0]}
+set -e
+[ "$status" -eq 0 ] && status=$doc_status
+echo "== summary"
+grep -E '^test result:' "$log" | awk '{p+=$4; f+=$6; i+=$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}'
+exit "$status"
