@@ -6,6 +6,8 @@
 mod dummy;
 mod histogram;
 mod rtf;
+#[cfg(test)]
+mod scenarios;
 mod seq;
 pub mod snapshot;
 mod spread;
