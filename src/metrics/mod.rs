@@ -4,9 +4,23 @@
 //! [`snapshot`] values. Definitions of every number: `docs/METRICS.md`.
 
 pub mod aggregator;
+mod dummy;
+mod histogram;
+mod rtf;
+#[cfg(test)]
+mod scenarios;
+mod seq;
 pub mod snapshot;
+mod spread;
 
+pub use dummy::{DummyMetrics, RecordOutcome};
+pub use histogram::{LatencyHistogram, MAX_RECORDED_US, SIGNIFICANT_DIGITS};
+pub use rtf::{
+    RtfTracker, LONG_WINDOW_NS, MAX_POINTS, MERGE_SPACING_NS, MIN_TOTAL_SPAN_NS, SHORT_WINDOW_NS,
+};
+pub use seq::{SeqEvent, SeqTracker, SEQ_WINDOW};
 pub use snapshot::*;
+pub use spread::{Rfc3550Jitter, Spread};
 
 /// Wall-clock instant, nanoseconds since the Unix epoch.
 pub type UnixNanos = i64;
