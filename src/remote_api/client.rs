@@ -16,6 +16,9 @@ use super::message::{
 };
 use super::transport::{Transport, TransportError, ZmqTransport};
 
+/// Longest wait for the answer to `_*end*_` when closing.
+const END_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Client settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
@@ -91,6 +94,11 @@ impl<T: Transport> Client<T> {
     /// The settings in use.
     pub fn config(&self) -> &ClientConfig {
         &self.config
+    }
+
+    /// Changes the reply deadline for later calls.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.config.timeout = timeout;
     }
 
     /// Calls a function by name (e.g. `"sim.getObject"`) and returns its return values.
@@ -214,7 +222,13 @@ impl<T: Transport> Client<T> {
         if self.transport.is_fresh() {
             return Ok(());
         }
-        self.exchange(FUNC_END, &[], FUNC_END).map(|_| ())
+        // A live server answers `_*end*_` at once; don't let a dead one hold up shutdown
+        // for the full call deadline.
+        let full = self.config.timeout;
+        self.config.timeout = full.min(END_TIMEOUT);
+        let result = self.exchange(FUNC_END, &[], FUNC_END).map(|_| ());
+        self.config.timeout = full;
+        result
     }
 
     // --- typed calls -------------------------------------------------------------------
