@@ -33,6 +33,8 @@ pub(super) struct Runner<T: Transport, S: EventSink> {
     connected_once: bool,
     /// The last call succeeded.
     connected: bool,
+    /// Set while reconnecting: the time of the last successful call before the outage.
+    outage_since: Option<Instant>,
     last_ok: Instant,
     next_poll_s: f64,
     stop: bool,
@@ -59,6 +61,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
             started_by_us: false,
             connected_once: false,
             connected: false,
+            outage_since: None,
             last_ok: now,
             next_poll_s: 0.0,
             stop: false,
@@ -108,6 +111,11 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     fn setup(&mut self) -> Result<(), RemoteError> {
         let version = self.client.program_version()?;
         self.call_ok();
+        if let Some(since) = self.outage_since.take() {
+            self.emit(DriverEvent::Reconnected {
+                gap_s: since.elapsed().as_secs_f64(),
+            });
+        }
         let state = self.client.get_simulation_state()?;
         let responsible = !self.connected_once || self.started_by_us;
         if responsible {
@@ -248,16 +256,12 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
             self.fail(&e);
             return;
         }
-        let gap_from = self.last_ok;
+        self.outage_since = Some(self.last_ok);
         self.disconnected(&e);
         if let Some(p) = &mut self.pacer {
             p.reset();
         }
-        if self.connect_loop(true) {
-            self.emit(DriverEvent::Reconnected {
-                gap_s: gap_from.elapsed().as_secs_f64(),
-            });
-        }
+        self.connect_loop(true);
     }
 
     fn disconnected(&mut self, e: &RemoteError) {
