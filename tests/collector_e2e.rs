@@ -107,7 +107,7 @@ where
         let sender = tokio::task::spawn_blocking(move || send(addr));
         let outcome = tokio::time::timeout(
             Duration::from_secs(60),
-            collect_with(&run, receivers, Box::new(NullSink), snap_tx, stop_rx),
+            collect_with(&run, receivers, None, Box::new(NullSink), snap_tx, stop_rx),
         )
         .await
         .expect("run ended")
@@ -344,7 +344,7 @@ fn tcp_with_echo_and_oversized_frames() {
             .await
             .unwrap()
         });
-        let outcome = collect_with(&run, receivers, Box::new(NullSink), snap_tx, stop_rx)
+        let outcome = collect_with(&run, receivers, None, Box::new(NullSink), snap_tx, stop_rx)
             .await
             .unwrap();
         (outcome, sender.await.unwrap())

@@ -193,6 +193,22 @@ pub struct SimSnapshot {
     pub version: Option<String>,
     /// Seconds the remote API was unreachable during the run.
     pub disconnected_s: f64,
+    /// Lockstep mode (`run --stepping`): what the bridge achieved.
+    #[serde(default)]
+    pub stepping: Option<SteppingSnapshot>,
+}
+
+/// The bridge steps the simulation itself (`--stepping`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SteppingSnapshot {
+    pub steps: u64,
+    pub steps_per_s: f64,
+    /// Simulated seconds per wall second while stepping.
+    pub achieved_rtf: f64,
+    /// `--target-rtf` (0 = as fast as possible).
+    pub target_rtf: f64,
+    /// Relative error of the achieved RTF against the target; `None` without a target.
+    pub pacing_error: Option<f64>,
 }
 
 /// The whole picture at one instant.

@@ -8,7 +8,9 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
 use super::stop::{Progress, StopReason, StopRules};
-use super::{CollectArgs, RunArgs};
+use super::sim_view::SimView;
+use super::{CollectArgs, RunArgs, SimArgs};
+use crate::remote_api::driver::{self, DriverEvent, DriverHandle};
 use crate::collector::{
     bind_udp, spawn_tcp, unix_now_ns, CollectorEvent, ReplySink, TcpConfig, UdpConfig,
 };
@@ -113,12 +115,57 @@ pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
     })
 }
 
-/// Binds the receivers and collects until a stop rule fires, writing nothing.
+/// Binds the receivers, connects to CoppeliaSim unless `--no-remote`, and collects until a
+/// stop rule fires, writing nothing.
 pub async fn collect(args: &RunArgs) -> anyhow::Result<RunOutcome> {
     let receivers = bind_receivers(&args.collect).await?;
+    let sim = if args.no_remote { None } else { Some(connect_sim(&args.sim).await?) };
     let (_stop_tx, stop_rx) = mpsc::channel(1);
     let (snap_tx, _snap_rx) = watch::channel(empty_snapshot());
-    collect_with(args, receivers, Box::new(NullSink), snap_tx, stop_rx).await
+    collect_with(args, receivers, sim, Box::new(NullSink), snap_tx, stop_rx).await
+}
+
+/// The running remote-API driver and its events.
+#[derive(Debug)]
+pub struct SimLink {
+    events: mpsc::UnboundedReceiver<DriverEvent>,
+    handle: DriverHandle,
+    /// Events read while connecting, replayed into the view.
+    early: Vec<DriverEvent>,
+}
+
+/// Starts the driver and waits for CoppeliaSim to answer: an unreachable endpoint or an
+/// unusable server (protocol 1, scene not found...) is an error, within the call deadline.
+pub async fn connect_sim(sim: &SimArgs) -> anyhow::Result<SimLink> {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let handle = driver::spawn(sim.driver_options(), tx)?;
+    let mut early = Vec::new();
+    // Setup makes a handful of calls, each bounded by the deadline.
+    let wait = sim.remote_timeout * 6 + Duration::from_secs(1);
+    let connected = tokio::time::timeout(wait, async {
+        while let Some(ev) = events.recv().await {
+            let verdict = match &ev {
+                DriverEvent::Connected { .. } => Some(Ok(())),
+                DriverEvent::Disconnected { error, .. } | DriverEvent::Failed { error } => Some(Err(error.clone())),
+                _ => None,
+            };
+            early.push(ev);
+            if let Some(v) = verdict {
+                return v;
+            }
+        }
+        Err("the remote API driver ended unexpectedly".to_owned())
+    })
+    .await;
+    let result = match connected {
+        Ok(r) => r,
+        Err(_) => Err(format!("CoppeliaSim at {} did not finish answering the setup calls within {}", sim.remote, humantime::format_duration(wait))),
+    };
+    if let Err(e) = result {
+        tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
+        anyhow::bail!("{e}");
+    }
+    Ok(SimLink { events, handle, early })
 }
 
 /// A snapshot with nothing in it (initial value of watch channels).
@@ -131,6 +178,7 @@ pub fn empty_snapshot() -> RunSnapshot {
 pub async fn collect_with(
     args: &RunArgs,
     receivers: Receivers,
+    sim: Option<SimLink>,
     mut sink: Box<dyn RunSink>,
     snapshots: watch::Sender<RunSnapshot>,
     mut stop_rx: mpsc::Receiver<()>,
@@ -162,6 +210,17 @@ pub async fn collect_with(
     let mut printer = Printer::new(args.output.print_interval);
     let mut signals = std::pin::pin!(crate::commands::shutdown_signal());
     let mut stop_open = true;
+    let mut view = SimView::new(started, args.sim.reference_rtf());
+    let (mut sim_events, sim_handle) = match sim {
+        Some(link) => {
+            for ev in &link.early {
+                log_notices(&view.on_event(ev), sink.as_mut(), started)?;
+            }
+            (Some(link.events), Some(link.handle))
+        }
+        None => (None, None),
+    };
+    let has_sim = sim_handle.is_some();
     let reason = loop {
         tokio::select! {
             ev = rx.recv() => {
@@ -173,6 +232,10 @@ pub async fn collect_with(
             _ = tick.tick() => {
                 let now = unix_now_ns();
                 open_gate(&mut gate, &mut agg, &mut progress, now)?;
+                if has_sim {
+                    agg.set_sim(Some(view.snapshot(now)));
+                    progress.idle_counts = view.is_advancing();
+                }
                 let snap = agg.snapshot(now);
                 sink.tick(&snap).context("cannot write the run directory")?;
                 printer.maybe_print(&snap, now, args.output.json_stream);
@@ -182,6 +245,10 @@ pub async fn collect_with(
                     break r;
                 }
             }
+            ev = recv_sim(&mut sim_events) => match ev {
+                Some(ev) => log_notices(&view.on_event(&ev), sink.as_mut(), unix_now_ns())?,
+                None => sim_events = None,
+            },
             _ = &mut signals => break StopReason::Signal,
             msg = stop_rx.recv(), if stop_open => match msg {
                 Some(()) => break StopReason::UserQuit,
@@ -189,6 +256,26 @@ pub async fn collect_with(
             },
         }
     };
+    if let Some(h) = sim_handle {
+        // Stopping the simulation makes the scripts send BYE: collect those too.
+        let stopping = tokio::task::spawn_blocking(move || h.shutdown());
+        let grace = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(grace);
+        let mut stopping = std::pin::pin!(stopping);
+        let mut stopped = false;
+        loop {
+            tokio::select! {
+                Some(ev) = rx.recv() => { handle(&mut agg, ev, &replies, sink.as_mut(), &mut progress)?; }
+                ev = recv_sim(&mut sim_events) => match ev {
+                    Some(ev) => log_notices(&view.on_event(&ev), sink.as_mut(), unix_now_ns())?,
+                    None => sim_events = None,
+                },
+                _ = &mut stopping, if !stopped => stopped = true,
+                _ = &mut grace, if stopped => break,
+            }
+        }
+        agg.set_sim(Some(view.snapshot(unix_now_ns())));
+    }
     // Whatever is already queued was received: account for it before the summary.
     while let Ok(ev) = rx.try_recv() {
         handle(&mut agg, ev, &replies, sink.as_mut(), &mut progress)?;
@@ -202,6 +289,24 @@ pub async fn collect_with(
         sessions: agg.sessions().to_vec(),
         reason,
     })
+}
+
+async fn recv_sim(events: &mut Option<mpsc::UnboundedReceiver<DriverEvent>>) -> Option<DriverEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn log_notices(notices: &[Notice], sink: &mut dyn RunSink, now: UnixNanos) -> anyhow::Result<()> {
+    for n in notices {
+        match n.level {
+            NoticeLevel::Info => tracing::info!(kind = n.kind, "{}", n.message),
+            NoticeLevel::Warn => tracing::warn!(kind = n.kind, "{}", n.message),
+        }
+        sink.notice(n, now).context("cannot write an event")?;
+    }
+    Ok(())
 }
 
 fn open_gate(
@@ -221,7 +326,7 @@ fn metrics_config(args: &RunArgs, started: UnixNanos) -> MetricsConfig {
     MetricsConfig {
         run_start_ns: started,
         warmup_ns: args.stop.warmup.as_nanos() as i64,
-        target_rtf: args.stop.rtf_target,
+        target_rtf: args.sim.reference_rtf(),
         off_target_tolerance: args.stop.rtf_tolerance,
         ..MetricsConfig::default()
     }
@@ -245,13 +350,7 @@ fn handle(
     if let Some(r) = &out.record {
         sink.record(r).context("cannot write a sample")?;
     }
-    for n in &out.notices {
-        match n.level {
-            NoticeLevel::Info => tracing::info!(kind = n.kind, "{}", n.message),
-            NoticeLevel::Warn => tracing::warn!(kind = n.kind, "{}", n.message),
-        }
-        sink.notice(n, now).context("cannot write an event")?;
-    }
+    log_notices(&out.notices, sink, now)?;
     Ok(out.notices.iter().any(|n| n.kind == "dummy_registered"))
 }
 

@@ -1,6 +1,7 @@
 //! `coppelia-bridge run`: collect timestamps from the dummies, drive CoppeliaSim, report.
 
 mod collect;
+mod sim_view;
 mod stop;
 mod table;
 
@@ -15,6 +16,7 @@ pub use collect::{
     bind_receivers, collect, collect_with, empty_snapshot, NullSink, Receivers, RunOutcome, RunSink,
 };
 pub use stop::{Progress, StopReason, StopRules};
+pub use sim_view::SimView;
 pub use table::summary_table;
 
 use crate::cli::parse_duration;
@@ -60,9 +62,6 @@ pub struct StopArgs {
     /// Exclude this much wall time at the start of measurement from the summary.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// RTF the run aims for; rows further than --rtf-tolerance from it are highlighted.
-    #[arg(long, default_value_t = 1.0)]
-    pub rtf_target: f64,
     /// Allowed relative deviation of the 1 s RTF from --rtf-target (0.1 = 10 %).
     #[arg(long, default_value_t = 0.1)]
     pub rtf_tolerance: f64,
@@ -88,6 +87,50 @@ pub struct OutputArgs {
     pub json_stream: bool,
 }
 
+/// How to drive CoppeliaSim through its ZeroMQ remote API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Remote API endpoint of CoppeliaSim.
+    #[arg(long, default_value = crate::remote_api::DEFAULT_ENDPOINT, env = "COPPELIA_BRIDGE_REMOTE")]
+    pub remote: String,
+    /// Deadline of every remote API call.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub remote_timeout: Duration,
+    /// Scene to load first (a path CoppeliaSim can read), if the simulation is stopped.
+    #[arg(long)]
+    pub scene: Option<PathBuf>,
+    /// Do not start a stopped simulation (wait for someone else to start it).
+    #[arg(long)]
+    pub no_start: bool,
+    /// Lockstep: the bridge calls sim.step itself (paced by --target-rtf if given).
+    #[arg(long)]
+    pub stepping: bool,
+    /// RTF the run aims for: the pace of --stepping (0 = as fast as possible), and the
+    /// reference for highlighting dummies off target (default 1).
+    #[arg(long)]
+    pub target_rtf: Option<f64>,
+    /// Polls of the simulation clock and state per second.
+    #[arg(long, default_value_t = 10.0)]
+    pub poll_hz: f64,
+}
+
+impl SimArgs {
+    /// The reference RTF for "off target" (1 unless a positive --target-rtf is given).
+    pub fn reference_rtf(&self) -> f64 {
+        self.target_rtf.filter(|t| *t > 0.0).unwrap_or(1.0)
+    }
+
+    pub fn driver_options(&self) -> crate::remote_api::driver::DriverOptions {
+        let mut o = crate::remote_api::driver::DriverOptions::new(self.remote.clone());
+        o.timeout = self.remote_timeout;
+        o.scene = self.scene.clone();
+        o.start_if_stopped = !self.no_start;
+        o.stepping = self.stepping.then(|| self.target_rtf.unwrap_or(0.0));
+        o.poll_rate_hz = self.poll_hz;
+        o
+    }
+}
+
 /// Flags of `coppelia-bridge run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -97,16 +140,15 @@ pub struct RunArgs {
     pub stop: StopArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub sim: SimArgs,
     /// Only collect: do not talk to CoppeliaSim.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["scene", "no_start", "stepping"])]
     pub no_remote: bool,
 }
 
 /// Runs `coppelia-bridge run`.
 pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if !args.no_remote {
-        anyhow::bail!("the remote API is not wired into `run` yet: use --no-remote");
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
