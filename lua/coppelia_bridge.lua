@@ -1,6 +1,6 @@
 --[[ coppelia_bridge.lua: coppelia-bridge child script for CoppeliaSim 4.3-4.10 (Lua 5.3)
 
-Attach this script (non-threaded child script, or just paste it) to a dummy. Every simulation
+Attach this script to a dummy as its child script (4.7+: simulation script). Every simulation
 pass it sends one timestamp to the coppelia-bridge (`coppelia-bridge run`), which reports
 real-time factor, latency, rate, jitter and loss per dummy. Wire format: docs/PROTOCOL.md (v1).
 It needs only `sim` and LuaSocket (`socket`), both shipped with CoppeliaSim.
@@ -27,7 +27,8 @@ Modes:
   v1 (default)  HELLO in sysCall_init, one STAMP per sysCall_sensing, BYE in sysCall_cleanup.
   echo{1}       the bridge answers each STAMP with an ECHO; the round trip, measured with this
                 machine's own clock (socket.gettime() - echoed sent_unix_s), rides in the next
-                STAMP's rtt_us.
+                STAMP's rtt_us. Echoes are read once per pass (never blocking), so rtt_us is
+                an upper bound: it includes the wait until the next pass's poll.
   transport{tcp} the same messages framed as <u32 length LE><payload>; non-blocking connect;
                 reconnects at most once per wall second if the bridge goes away, and sends
                 HELLO again after each reconnect.
@@ -85,8 +86,10 @@ local function now_s()
     return socket and socket.gettime() or 0
 end
 
+local log_name = '?' -- the dummy's alias once known
+
 local function emit_log(msg)
-    local text = 'coppelia_bridge[' .. ((st and st.name) or '?') .. ']: ' .. msg
+    local text = 'coppelia_bridge[' .. log_name .. ']: ' .. msg
     -- sim.verbosity_scriptwarnings is 430 in CoppeliaSim; guard for versions lacking it.
     local verbosity = sim and sim.verbosity_scriptwarnings or 430
     local ok = sim and sim.addLog and pcall(sim.addLog, verbosity, text)
@@ -227,6 +230,7 @@ local function read_config()
     local h = self_handle()
     local alias = (h and (call_sim('getObjectAlias', h) or call_sim('getObjectName', h))) or 'dummy'
     local cfg = { alias = alias:sub(1, MAX_NAME_LEN) }
+    log_name = cfg.alias
     cfg.host = nonempty((setting(h, 'host', true))) or DEFAULT_HOST
     cfg.port = parsed_setting(h, 'port', true, parse_port, DEFAULT_PORT)
     cfg.transport = parsed_setting(h, 'transport', true, parse_transport, 'udp')
@@ -360,10 +364,15 @@ function tcp.drop(reason)
     if st.sock then
         pcall(st.sock.close, st.sock)
     end
+    local was_up = st.confirmed
     st.sock, st.pending, st.inbox, st.confirmed = nil, '', '', false
-    if reason then
-        warn('tcp_' .. reason, 'TCP connection to ' .. st.host .. ':' .. st.port .. ' lost ('
+    if reason and was_up then
+        warn('tcp_lost_' .. reason, 'TCP connection to ' .. st.host .. ':' .. st.port .. ' lost ('
             .. reason .. '); reconnecting at most once per second')
+    elseif reason then
+        warn('tcp_connect_' .. reason, 'cannot connect to coppelia-bridge at tcp ' .. st.host .. ':'
+            .. st.port .. ' (' .. reason .. '): is `coppelia-bridge run` listening on TCP? '
+            .. 'retrying once per second')
     end
 end
 
@@ -387,8 +396,9 @@ function tcp.connect()
         return
     end
     pcall(s.close, s)
-    warn('tcp_connect', 'cannot connect to coppelia-bridge at tcp ' .. st.host .. ':' .. st.port
-        .. ': ' .. tostring(ok2 and err2 or res) .. ' (is `coppelia-bridge run` listening on TCP? retrying)')
+    warn('tcp_connect_' .. tostring(ok2 and err2 or res), 'cannot connect to coppelia-bridge at tcp '
+        .. st.host .. ':' .. st.port .. ' (' .. tostring(ok2 and err2 or res)
+        .. '): is `coppelia-bridge run` listening on TCP? retrying once per second')
 end
 
 -- Pushes st.pending; returns false if the connection had to be dropped.

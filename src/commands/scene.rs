@@ -95,7 +95,10 @@ pub fn execute(args: SceneArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn build_remote(args: &SceneArgs) -> anyhow::Result<ExitCode> {
-    let save = args.save.as_deref().context("--build-remote needs --save PATH")?;
+    let save = args
+        .save
+        .as_deref()
+        .context("--build-remote needs --save PATH")?;
     let api = match args.add_script_text_param {
         Some(v) => ScriptApi::AddScript {
             scriptstringparam_text: v,

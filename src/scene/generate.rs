@@ -265,12 +265,48 @@ mod tests {
     #[test]
     fn bad_options_are_rejected_with_the_flag_named() {
         let cases = [
-            (SceneOptions { dummies: 0, ..opts() }, "--dummies"),
-            (SceneOptions { dt_s: 0.0, ..opts() }, "--dt"),
-            (SceneOptions { dt_s: f64::NAN, ..opts() }, "--dt"),
-            (SceneOptions { host: "a b".into(), ..opts() }, "--host"),
-            (SceneOptions { host: "h}x{".into(), ..opts() }, "--host"),
-            (SceneOptions { host: String::new(), ..opts() }, "--host"),
+            (
+                SceneOptions {
+                    dummies: 0,
+                    ..opts()
+                },
+                "--dummies",
+            ),
+            (
+                SceneOptions {
+                    dt_s: 0.0,
+                    ..opts()
+                },
+                "--dt",
+            ),
+            (
+                SceneOptions {
+                    dt_s: f64::NAN,
+                    ..opts()
+                },
+                "--dt",
+            ),
+            (
+                SceneOptions {
+                    host: "a b".into(),
+                    ..opts()
+                },
+                "--host",
+            ),
+            (
+                SceneOptions {
+                    host: "h}x{".into(),
+                    ..opts()
+                },
+                "--host",
+            ),
+            (
+                SceneOptions {
+                    host: String::new(),
+                    ..opts()
+                },
+                "--host",
+            ),
             (SceneOptions { port: 0, ..opts() }, "--port"),
         ];
         for (o, flag) in cases {
@@ -297,27 +333,42 @@ mod tests {
                 .map(str::to_owned)
         };
         assert_eq!(child_text(root, "filetype").as_deref(), Some("simpleScene"));
-        let sim = root.children().find(|n| n.has_tag_name("simulation")).unwrap();
+        let sim = root
+            .children()
+            .find(|n| n.has_tag_name("simulation"))
+            .unwrap();
         assert_eq!(child_text(sim, "simTimeStep").as_deref(), Some("0.05"));
         assert_eq!(child_text(sim, "simulationMode").as_deref(), Some("50ms"));
         let switches = sim.children().find(|n| n.has_tag_name("switches")).unwrap();
         assert_eq!(child_text(switches, "realTime").as_deref(), Some("true"));
-        assert_eq!(child_text(switches, "pauseAtError").as_deref(), Some("false"));
-        let dummies: Vec<_> = root.children().filter(|n| n.has_tag_name("dummy")).collect();
+        assert_eq!(
+            child_text(switches, "pauseAtError").as_deref(),
+            Some("false")
+        );
+        let dummies: Vec<_> = root
+            .children()
+            .filter(|n| n.has_tag_name("dummy"))
+            .collect();
         assert_eq!(dummies.len(), 2);
         for (i, d) in dummies.iter().enumerate() {
             let common = d.children().find(|n| n.has_tag_name("common")).unwrap();
             assert_eq!(child_text(common, "alias"), Some(format!("Dummy{i}")));
             let ext = child_text(common, "extensionString").unwrap();
             assert!(ext.starts_with(&format!("id{{{i}}} ")), "{ext}");
-            let script = d.descendants().find(|n| n.has_tag_name("scriptText")).unwrap();
+            let script = d
+                .descendants()
+                .find(|n| n.has_tag_name("scriptText"))
+                .unwrap();
             assert_eq!(script.text(), Some("\nfunction sysCall_init() end\n"));
         }
     }
 
     #[test]
     fn other_time_steps_omit_the_50ms_preset() {
-        let xml = generate_scene(&SceneOptions { dt_s: 0.01, ..opts() });
+        let xml = generate_scene(&SceneOptions {
+            dt_s: 0.01,
+            ..opts()
+        });
         assert!(xml.contains("<simTimeStep>0.01</simTimeStep>"));
         assert!(!xml.contains("simulationMode"));
     }

@@ -44,7 +44,10 @@ pub enum ScriptApi {
 impl ScriptApi {
     /// The API for `sim.intparam_program_version` (e.g. 40600); 4.6 needs the server's value of
     /// `sim.scriptstringparam_text`.
-    pub fn for_version(program_version: i64, scriptstringparam_text: Option<i64>) -> Result<Self, PlanError> {
+    pub fn for_version(
+        program_version: i64,
+        scriptstringparam_text: Option<i64>,
+    ) -> Result<Self, PlanError> {
         if program_version >= CREATE_SCRIPT_SINCE {
             return Ok(ScriptApi::CreateScript);
         }
@@ -52,7 +55,9 @@ impl ScriptApi {
             return Err(PlanError::Unsupported(program_version));
         }
         scriptstringparam_text
-            .map(|v| ScriptApi::AddScript { scriptstringparam_text: v })
+            .map(|v| ScriptApi::AddScript {
+                scriptstringparam_text: v,
+            })
             .ok_or(PlanError::NoTextParam)
     }
 }
@@ -112,16 +117,26 @@ fn step(func: &'static str, args: Vec<Arg>) -> Step {
 ///
 /// The scene-wide `pauseAtError` switch has no remote API setter that we know of: the saved
 /// scene keeps the server's setting (see docs/SCENE.md).
-pub fn build_plan(opts: &SceneOptions, api: ScriptApi, save_path: &str) -> Result<Vec<Step>, PlanError> {
+pub fn build_plan(
+    opts: &SceneOptions,
+    api: ScriptApi,
+    save_path: &str,
+) -> Result<Vec<Step>, PlanError> {
     validate(opts)?;
     let mut plan = vec![
         step(
             "sim.setFloatParam",
-            vec![Arg::Int(FLOATPARAM_SIMULATION_TIME_STEP), Arg::Float(opts.dt_s)],
+            vec![
+                Arg::Int(FLOATPARAM_SIMULATION_TIME_STEP),
+                Arg::Float(opts.dt_s),
+            ],
         ),
         step(
             "sim.setBoolParam",
-            vec![Arg::Int(BOOLPARAM_REALTIME_SIMULATION), Arg::Bool(opts.real_time)],
+            vec![
+                Arg::Int(BOOLPARAM_REALTIME_SIMULATION),
+                Arg::Bool(opts.real_time),
+            ],
         ),
     ];
     for index in 0..opts.dummies {
@@ -150,7 +165,10 @@ fn push_dummy(plan: &mut Vec<Step>, opts: &SceneOptions, api: ScriptApi, index: 
     let text = Arg::Text(opts.script.clone());
     match api {
         ScriptApi::CreateScript => {
-            plan.push(step("sim.createScript", vec![Arg::Int(SCRIPTTYPE_CHILD), text]));
+            plan.push(step(
+                "sim.createScript",
+                vec![Arg::Int(SCRIPTTYPE_CHILD), text],
+            ));
             plan.push(step(
                 "sim.setObjectParent",
                 vec![Arg::HandleOf(script), Arg::HandleOf(dummy), Arg::Bool(true)],
@@ -162,7 +180,11 @@ fn push_dummy(plan: &mut Vec<Step>, opts: &SceneOptions, api: ScriptApi, index: 
             plan.push(step("sim.addScript", vec![Arg::Int(SCRIPTTYPE_CHILD)]));
             plan.push(step(
                 "sim.setScriptStringParam",
-                vec![Arg::HandleOf(script), Arg::Int(scriptstringparam_text), text],
+                vec![
+                    Arg::HandleOf(script),
+                    Arg::Int(scriptstringparam_text),
+                    text,
+                ],
             ));
             plan.push(step(
                 "sim.associateScriptWithObject",
@@ -204,7 +226,10 @@ where
 }
 
 fn returns_handle(func: &str) -> bool {
-    matches!(func, "sim.createDummy" | "sim.createScript" | "sim.addScript")
+    matches!(
+        func,
+        "sim.createDummy" | "sim.createScript" | "sim.addScript"
+    )
 }
 
 fn as_i64(v: &Value) -> Option<i64> {
@@ -214,7 +239,11 @@ fn as_i64(v: &Value) -> Option<i64> {
     }
 }
 
-fn resolve<E: std::error::Error>(arg: &Arg, handles: &[Option<i64>], step: usize) -> Result<Value, BuildError<E>> {
+fn resolve<E: std::error::Error>(
+    arg: &Arg,
+    handles: &[Option<i64>],
+    step: usize,
+) -> Result<Value, BuildError<E>> {
     Ok(match arg {
         Arg::Int(i) => Value::Integer((*i).into()),
         Arg::Float(f) => Value::Float(*f),
@@ -226,7 +255,10 @@ fn resolve<E: std::error::Error>(arg: &Arg, handles: &[Option<i64>], step: usize
                 .get(*target)
                 .copied()
                 .flatten()
-                .ok_or(BuildError::BadReference { step, target: *target })?;
+                .ok_or(BuildError::BadReference {
+                    step,
+                    target: *target,
+                })?;
             Value::Integer(h.into())
         }
     })
@@ -271,7 +303,10 @@ mod tests {
             Arg::Text("id{0} host{127.0.0.1} port{8888}".into())
         );
         assert_eq!(plan[5].args, [Arg::Int(1), Arg::Text("-- script".into())]);
-        assert_eq!(plan[6].args, [Arg::HandleOf(5), Arg::HandleOf(2), Arg::Bool(true)]);
+        assert_eq!(
+            plan[6].args,
+            [Arg::HandleOf(5), Arg::HandleOf(2), Arg::Bool(true)]
+        );
         assert_eq!(plan[7].args, [Arg::Text("/tmp/s.ttt".into())]);
     }
 
@@ -286,21 +321,38 @@ mod tests {
             .filter(|s| s.func == "sim.setScriptStringParam")
             .collect();
         assert_eq!(set_text[1].args[1], Arg::Int(2));
-        assert!(plan.iter().any(|s| s.func == "sim.associateScriptWithObject"));
+        assert!(plan
+            .iter()
+            .any(|s| s.func == "sim.associateScriptWithObject"));
         assert!(!plan.iter().any(|s| s.func == "sim.createScript"));
     }
 
     #[test]
     fn version_selection() {
-        assert_eq!(ScriptApi::for_version(40700, None), Ok(ScriptApi::CreateScript));
-        assert_eq!(ScriptApi::for_version(41000, Some(2)), Ok(ScriptApi::CreateScript));
-        assert_eq!(ScriptApi::for_version(40600, None), Err(PlanError::NoTextParam));
-        assert_eq!(ScriptApi::for_version(40500, Some(2)), Err(PlanError::Unsupported(40500)));
+        assert_eq!(
+            ScriptApi::for_version(40700, None),
+            Ok(ScriptApi::CreateScript)
+        );
+        assert_eq!(
+            ScriptApi::for_version(41000, Some(2)),
+            Ok(ScriptApi::CreateScript)
+        );
+        assert_eq!(
+            ScriptApi::for_version(40600, None),
+            Err(PlanError::NoTextParam)
+        );
+        assert_eq!(
+            ScriptApi::for_version(40500, Some(2)),
+            Err(PlanError::Unsupported(40500))
+        );
     }
 
     #[test]
     fn invalid_options_make_no_plan() {
-        let bad = SceneOptions { script: "]]>".into(), ..opts(1) };
+        let bad = SceneOptions {
+            script: "]]>".into(),
+            ..opts(1)
+        };
         assert!(matches!(
             build_plan(&bad, ScriptApi::CreateScript, "x"),
             Err(PlanError::Scene(SceneError::ScriptEndsCdata))
@@ -327,12 +379,16 @@ mod tests {
         })
         .unwrap();
         assert_eq!(handles.len(), plan.len());
-        // Second dummy: createDummy returned 106, its script 109.
+        // Call i returns 101 + i: second dummy created at step 7, its script at step 10.
         let parent = &log[11];
         assert_eq!(parent.0, "sim.setObjectParent");
         assert_eq!(
             parent.1,
-            [Value::Integer(109.into()), Value::Integer(106.into()), Value::Bool(true)]
+            [
+                Value::Integer(111.into()),
+                Value::Integer(108.into()),
+                Value::Bool(true)
+            ]
         );
     }
 
@@ -350,7 +406,10 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(calls, 6);
-        assert!(err.to_string().contains("sim.createScript (step 5)"), "{err}");
+        assert!(
+            err.to_string().contains("sim.createScript (step 5)"),
+            "{err}"
+        );
     }
 
     #[test]
