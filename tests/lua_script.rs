@@ -749,6 +749,61 @@ fn tcp_bridge_restart_reconnects_and_says_hello_again() {
     );
 }
 
+#[test]
+fn tcp_partial_sends_keep_the_unsent_tail() {
+    if !lua_ready() {
+        return;
+    }
+    // The first 30 sends transmit only 7 bytes each (LuaSocket: nil, 'timeout', lastIndex):
+    // frames are split at arbitrary offsets and must still all arrive intact and in order.
+    let mut server = TcpRx::bind("127.0.0.1:0", false);
+    let t0 = unix_now();
+    let args = [
+        "--dummies",
+        "2",
+        "--passes",
+        "40",
+        "--tcp",
+        "--chop-sends",
+        "7",
+    ];
+    let mut h = Harness::start(server.port(), &args);
+    let frames = receive_tcp(&mut server, &mut h);
+    let f = h.finish();
+    assert_clean_exit(&f);
+    assert!(f.stdout.contains("chopped_sends=30"), "{}", f.stdout);
+    let e = Expect {
+        dummies: 2,
+        passes: 40,
+        flags: THREADED | flags::TCP,
+    };
+    check_v1_run(&frames_as_rx(&frames), &e, t0, unix_now());
+}
+
+#[test]
+fn alias_without_digits_gets_a_stable_hash_id() {
+    if !lua_ready() {
+        return;
+    }
+    // FNV-1a 32 of the alias, as documented in the script's header.
+    let fnv = |s: &str| {
+        s.bytes().fold(0x811C_9DC5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        })
+    };
+    let (sock, port) = udp_receiver();
+    let mut h = Harness::start(
+        port,
+        &["--alias", "Robot", "--alias-exact", "--passes", "2"],
+    );
+    let rx = receive_udp(&sock, &mut h, false, |_| false);
+    let f = h.finish();
+    assert_clean_exit(&f);
+    let map = per_dummy(&rx);
+    assert_eq!(map.keys().copied().collect::<Vec<_>>(), [fnv("Robot")]);
+    assert!(f.stderr.contains("has no digits"), "{}", f.stderr);
+}
+
 fn stamps_in(frames: &[(usize, Vec<u8>)]) -> usize {
     frames.iter().filter(|(_, b)| as_stamp(b).is_some()).count()
 }

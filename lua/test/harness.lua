@@ -26,6 +26,9 @@ Usage: lua5.3 harness.lua --port P [options]
   --emulate45        CoppeliaSim 4.5: version 40500, require('sim') returns true, no
                      sim.step/sim.setStepping, sysCall_thread never resumed
   --no-thread-calls  version 40600 but sysCall_thread never resumed (runtime fallback path)
+  --alias-exact      use the alias prefix as is, without the index (for one dummy)
+  --chop-sends N     the first --chop-count (default 30) TCP sends transmit at most N bytes and
+                     report the rest as LuaSocket does for a full buffer: nil, 'timeout', lastIndex
 ]]
 
 local socket = require('socket')
@@ -39,14 +42,17 @@ local function parse_args(argv)
     local o = {
         script = 'lua/coppelia_bridge.lua', host = '127.0.0.1', dummies = 1, passes = 10,
         dt = 0.05, pace = 0, ext = '', alias = 'Dummy', named = {}, via_named = false,
+        chop_count = 30,
     }
     local flags = { ['--tcp'] = 'tcp', ['--echo'] = 'echo', ['--legacy'] = 'legacy',
         ['--named'] = 'via_named', ['--emulate45'] = 'emulate45',
-        ['--no-thread-calls'] = 'no_thread_calls' }
+        ['--no-thread-calls'] = 'no_thread_calls', ['--alias-exact'] = 'alias_exact' }
     local values = { ['--script'] = 'script', ['--host'] = 'host', ['--port'] = 'port',
         ['--dummies'] = 'dummies', ['--passes'] = 'passes', ['--dt'] = 'dt', ['--pace'] = 'pace',
-        ['--ext'] = 'ext', ['--alias'] = 'alias' }
-    local numeric = { port = true, dummies = true, passes = true, dt = true, pace = true }
+        ['--ext'] = 'ext', ['--alias'] = 'alias', ['--chop-sends'] = 'chop',
+        ['--chop-count'] = 'chop_count' }
+    local numeric = { port = true, dummies = true, passes = true, dt = true, pace = true,
+        chop = true, chop_count = true }
     local i = 1
     while i <= #argv do
         local a = argv[i]
@@ -158,6 +164,43 @@ local function make_sim(d)
     return sim
 end
 
+-- LuaSocket with short TCP sends (--chop-sends): exercises the script's partial-send path.
+local chopped = 0
+local chop_left = opts.chop_count
+
+local function forward(real)
+    return setmetatable({}, { __index = function(_, k)
+        local v = real[k]
+        if type(v) == 'function' then
+            return function(_, ...) return v(real, ...) end
+        end
+        return v
+    end })
+end
+
+local function chopping_socket(mod)
+    local n = math.tointeger(opts.chop)
+    local wrapped = setmetatable({}, { __index = mod })
+    function wrapped.tcp()
+        local real, err = mod.tcp()
+        if not real then return real, err end
+        local proxy = forward(real)
+        function proxy.send(_, data, i, j)
+            i, j = i or 1, j or #data
+            if chop_left <= 0 or j - i + 1 <= n then
+                return real:send(data, i, j)
+            end
+            chop_left = chop_left - 1
+            local last, e, partial = real:send(data, i, i + n - 1)
+            if not last then return nil, e, partial end
+            chopped = chopped + 1
+            return nil, 'timeout', last
+        end
+        return proxy
+    end
+    return wrapped
+end
+
 local function make_env(d)
     local env = setmetatable({}, { __index = _G })
     env.sim = make_sim(d)
@@ -165,6 +208,9 @@ local function make_env(d)
         if name == 'sim' then
             if opts.emulate45 then return true end -- 4.3-4.5 (notes §2, inferred)
             return env.sim
+        end
+        if name == 'socket' and opts.chop then
+            return chopping_socket(require('socket'))
         end
         return require(name)
     end
@@ -176,7 +222,8 @@ end
 
 local dummies = {}
 for i = 0, math.tointeger(opts.dummies) - 1 do
-    local d = { handle = 100 + i, alias = opts.alias .. i, logs = 0 }
+    local alias = opts.alias_exact and opts.alias or (opts.alias .. i)
+    local d = { handle = 100 + i, alias = alias, logs = 0 }
     d.ext = ext_string(d)
     d.env = make_env(d)
     dummies[#dummies + 1] = d
@@ -251,5 +298,8 @@ for _, d in ipairs(dummies) do
     end
     print(string.format('harness: %s passes=%d logs=%d stepping=%s dead=%s', d.alias, passes,
         d.logs, tostring(d.stepping or false), tostring(d.dead or false)))
+end
+if opts.chop then
+    print('harness: chopped_sends=' .. chopped)
 end
 os.exit(failures == 0 and 0 or 3)
