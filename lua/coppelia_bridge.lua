@@ -290,7 +290,14 @@ end
 
 local udp = {}
 
+-- Opens the socket; at most once per wall second, since a host name costs a (blocking) DNS
+-- lookup in setpeername: give an IP address where possible.
 function udp.open()
+    local now = socket.gettime()
+    if st.last_attempt and now - st.last_attempt < RECONNECT_INTERVAL_S then
+        return false
+    end
+    st.last_attempt = now
     local ok, s, err = pcall(socket.udp)
     if not ok or not s then
         warn('udp_create', 'cannot create UDP socket: ' .. tostring(err or s) .. ' (retrying)')
@@ -580,10 +587,13 @@ local function init_state()
     st = {
         name = cfg.alias, id = cfg.id, host = cfg.host, port = cfg.port,
         transport = cfg.transport, echo = cfg.echo and not cfg.legacy, legacy = cfg.legacy,
-        dt = call_sim('getSimulationTimeStep') or 0.05,
+        dt = call_sim('getSimulationTimeStep'),
         flags = 0, seq = 0, stamps_sent = 0, send_errors = 0, echoes = 0, rtt_us = NO_RTT,
         pending = '', inbox = '', failing = false, thread_ran = false, passes = 0,
     }
+    if type(st.dt) ~= 'number' or not (st.dt > 0 and st.dt < math.huge) then
+        st.dt = 0.05 -- CoppeliaSim's default; the HELLO tells the bridge what we assume
+    end
     if cfg.id_from == 'hash' then
         warn('id_hash', 'alias "' .. cfg.alias .. '" has no digits: using id ' .. cfg.id
             .. ' (hash of the alias); set id{N} in the extension string to choose')
@@ -649,6 +659,15 @@ function sysCall_actuation()
     end
 end
 
+-- Pass index k from t = k*dt (rounded: t accumulates float error); 0 if dt or t is unusable.
+local function step_index(t)
+    local k = t / st.dt + 0.5
+    if k ~= k or k < 0 or k >= 2 ^ 32 then
+        return 0
+    end
+    return math.floor(k)
+end
+
 local function send_stamp()
     local t = call_sim('getSimulationTime') or 0
     local seq = st.seq
@@ -657,8 +676,7 @@ local function send_stamp()
     if st.legacy then
         data = string.pack('<d', t)
     else
-        local step = math.floor(t / st.dt + 0.5)
-        data = stamp_msg(seq, step, t, socket.gettime()) -- wall clock just before sending
+        data = stamp_msg(seq, step_index(t), t, socket.gettime()) -- wall clock just before sending
     end
     if send(data) then
         st.stamps_sent = st.stamps_sent + 1
