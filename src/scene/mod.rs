@@ -1,1 +1,7 @@
-//! scene (to be written).
+//! The simple-XML scene format (`.simscene.xml`): the generator, and the plan that builds the
+//! same scene inside a running CoppeliaSim through the remote API. Pure.
+
+pub mod generate;
+pub mod remote_build;
+
+pub use generate::{generate_scene, try_generate_scene, SceneError, SceneOptions, Transport};
