@@ -27,11 +27,24 @@ struct Scale {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let scale = if full {
-        Scale { messages: 2_000_000, dummies: 1_000, repeats: 5, udp_datagrams: 400_000 }
+        Scale {
+            messages: 2_000_000,
+            dummies: 1_000,
+            repeats: 5,
+            udp_datagrams: 400_000,
+        }
     } else {
-        Scale { messages: 2_000, dummies: 10, repeats: 1, udp_datagrams: 2_000 }
+        Scale {
+            messages: 2_000,
+            dummies: 10,
+            repeats: 1,
+            udp_datagrams: 2_000,
+        }
     };
-    println!("coppelia-bridge throughput ({} mode)", if full { "bench" } else { "smoke" });
+    println!(
+        "coppelia-bridge throughput ({} mode)",
+        if full { "bench" } else { "smoke" }
+    );
     cpu_per_message(&scale);
     snapshot_cost(&scale);
     udp_loopback(&scale);
@@ -50,7 +63,14 @@ fn stamp(id: u32, seq: u32) -> Vec<u8> {
 }
 
 fn hello(id: u32) -> Vec<u8> {
-    Message::Hello(Hello { dummy_id: id, dt_s: 0.05, script_version: 1, flags: 0, name: format!("Dummy{id}") }).encode()
+    Message::Hello(Hello {
+        dummy_id: id,
+        dt_s: 0.05,
+        script_version: 1,
+        flags: 0,
+        name: format!("Dummy{id}"),
+    })
+    .encode()
 }
 
 fn event(id: u32, payload: Vec<u8>, t_ns: i64) -> CollectorEvent {
@@ -78,7 +98,9 @@ fn median_ns_per_item(repeats: usize, items: u32, mut f: impl FnMut()) -> f64 {
 }
 
 fn cpu_per_message(s: &Scale) {
-    let payloads: Vec<(u32, Vec<u8>)> = (0..s.messages).map(|i| (i % s.dummies, stamp(i % s.dummies, i / s.dummies))).collect();
+    let payloads: Vec<(u32, Vec<u8>)> = (0..s.messages)
+        .map(|i| (i % s.dummies, stamp(i % s.dummies, i / s.dummies)))
+        .collect();
     let decode = median_ns_per_item(s.repeats, s.messages, || {
         for (_, p) in &payloads {
             black_box(Message::decode(black_box(p)).ok());
@@ -86,7 +108,10 @@ fn cpu_per_message(s: &Scale) {
     });
     let t0 = 1_700_000_000_000_000_000i64;
     let full = median_ns_per_item(s.repeats, s.messages, || {
-        let mut agg = Aggregator::new(MetricsConfig { run_start_ns: t0, ..MetricsConfig::default() });
+        let mut agg = Aggregator::new(MetricsConfig {
+            run_start_ns: t0,
+            ..MetricsConfig::default()
+        });
         for id in 0..s.dummies {
             agg.handle(event(id, hello(id), t0), t0);
         }
@@ -104,7 +129,10 @@ fn cpu_per_message(s: &Scale) {
 
 fn snapshot_cost(s: &Scale) {
     let t0 = 1_700_000_000_000_000_000i64;
-    let mut agg = Aggregator::new(MetricsConfig { run_start_ns: t0, ..MetricsConfig::default() });
+    let mut agg = Aggregator::new(MetricsConfig {
+        run_start_ns: t0,
+        ..MetricsConfig::default()
+    });
     for id in 0..s.dummies {
         agg.handle(event(id, hello(id), t0), t0);
         for seq in 0..200u32 {
@@ -141,7 +169,9 @@ fn udp_loopback(s: &Scale) {
 
 /// Sends `n` stamps from 8 sockets (8 dummies) to `to`.
 fn blast(to: std::net::SocketAddr, n: u32) {
-    let socks: Vec<UdpSocket> = (0..8).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    let socks: Vec<UdpSocket> = (0..8)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
     for (i, s) in socks.iter().enumerate() {
         s.send_to(&hello(i as u32), to).unwrap();
     }
@@ -154,8 +184,11 @@ fn blast(to: std::net::SocketAddr, n: u32) {
 /// Rate (msg/s) and count received within the burst (+200 ms of quiet).
 fn baseline_recv(n: u32) -> (f64, u32) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket2::SockRef::from(&sock).set_recv_buffer_size(64 << 20).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    socket2::SockRef::from(&sock)
+        .set_recv_buffer_size(64 << 20)
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let to = sock.local_addr().unwrap();
     let sender = std::thread::spawn(move || blast(to, n));
     let mut buf = [0u8; 2048];
@@ -167,14 +200,25 @@ fn baseline_recv(n: u32) -> (f64, u32) {
         got += 1;
     }
     sender.join().unwrap();
-    let span = last.duration_since(first.unwrap_or(last)).as_secs_f64().max(1e-9);
+    let span = last
+        .duration_since(first.unwrap_or(last))
+        .as_secs_f64()
+        .max(1e-9);
     (f64::from(got) / span, got)
 }
 
 fn bridge_recv(n: u32) -> (f64, u32) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
-        let udp = bind_udp(&UdpConfig { listen: "127.0.0.1:0".parse().unwrap(), recv_buffer: 64 << 20 }).unwrap();
+        let udp = bind_udp(&UdpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            recv_buffer: 64 << 20,
+        })
+        .unwrap();
         let to = udp.local_addr;
         let (tx, mut rx) = tokio::sync::mpsc::channel(65_536);
         let receiver = tokio::spawn(udp.run(tx));
@@ -192,7 +236,10 @@ fn bridge_recv(n: u32) -> (f64, u32) {
         }
         sender.join().unwrap();
         receiver.abort();
-        let span = last.duration_since(first.unwrap_or(last)).as_secs_f64().max(1e-9);
+        let span = last
+            .duration_since(first.unwrap_or(last))
+            .as_secs_f64()
+            .max(1e-9);
         (f64::from(got) / span, got)
     })
 }

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 
-use crate::scene::remote_build::{build_plan, Arg, ScriptApi, Step};
+use crate::remote_api::{Client, ClientConfig};
+use crate::scene::remote_build::{build_plan, execute_plan, Arg, ScriptApi, Step};
 use crate::scene::{try_generate_scene, SceneOptions, Transport};
 
 /// Flags of `coppelia-bridge scene`.
@@ -45,8 +46,11 @@ pub struct SceneArgs {
     #[arg(long, requires = "save", conflicts_with = "out")]
     pub build_remote: bool,
     /// Remote API endpoint of that CoppeliaSim.
-    #[arg(long, default_value = "tcp://127.0.0.1:23000", value_name = "ENDPOINT")]
+    #[arg(long, default_value = crate::remote_api::DEFAULT_ENDPOINT, value_name = "ENDPOINT", env = "COPPELIA_BRIDGE_REMOTE")]
     pub remote: String,
+    /// Deadline of every remote API call.
+    #[arg(long, default_value = "3s", value_parser = crate::cli::parse_duration)]
+    pub remote_timeout: std::time::Duration,
     /// Scene path to save to, on the machine running CoppeliaSim (with --build-remote).
     #[arg(long, value_name = "PATH")]
     pub save: Option<String>,
@@ -99,27 +103,66 @@ fn build_remote(args: &SceneArgs) -> anyhow::Result<ExitCode> {
         .save
         .as_deref()
         .context("--build-remote needs --save PATH")?;
-    let api = match args.add_script_text_param {
-        Some(v) => ScriptApi::AddScript {
-            scriptstringparam_text: v,
-        },
-        None => ScriptApi::CreateScript,
-    };
-    let plan = build_plan(&args.options(), api, save)?;
     if args.print_plan {
-        for step in &plan {
+        let api = match args.add_script_text_param {
+            Some(v) => ScriptApi::AddScript {
+                scriptstringparam_text: v,
+            },
+            None => ScriptApi::CreateScript,
+        };
+        for step in &build_plan(&args.options(), api, save)? {
             println!("{}", describe(step));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    // The remote API client lands in another branch; the plan is executed with
-    // `remote_build::execute_plan(&plan, |f, a| client.call(f, a))` once it is merged.
-    bail!(
-        "building through the remote API ({}) is not wired to the remote API client in this build yet; \
-         use --print-plan to see the {} calls, or generate the XML scene with --out FILE",
-        args.remote,
-        plan.len()
-    )
+    let config = ClientConfig {
+        timeout: args.remote_timeout,
+        ..ClientConfig::default()
+    };
+    let mut client = Client::connect(&args.remote, config)?;
+    let version = client.program_version()?;
+    // 4.6 has no sim.createScript; its sim.addScript needs the scriptstringparam_text value,
+    // which changed between versions (notes §6): ask the server.
+    let text_param = if version.raw < 40700 {
+        sim_constant(&mut client, "scriptstringparam_text")?
+    } else {
+        None
+    };
+    let api = ScriptApi::for_version(version.raw, text_param)?;
+    let plan = build_plan(&args.options(), api, save)?;
+    execute_plan(&plan, |func, a| client.call(func, a)).map_err(|e| {
+        anyhow::anyhow!(
+            "building the scene in CoppeliaSim {version} at {}: {e}",
+            args.remote
+        )
+    })?;
+    let _ = client.close();
+    eprintln!(
+        "built {} dummies with their scripts in CoppeliaSim {version} at {} and saved the scene to {save}",
+        args.dummies, args.remote
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A `sim.*` constant as the server describes it (`zmqRemoteApi.info('sim')`, notes §5).
+fn sim_constant<T: crate::remote_api::Transport>(
+    client: &mut Client<T>,
+    name: &str,
+) -> anyhow::Result<Option<i64>> {
+    use ciborium::Value;
+    let ret = client.call("zmqRemoteApi.info", vec![Value::Text("sim".into())])?;
+    let Some(Value::Map(entries)) = ret.into_iter().next() else {
+        return Ok(None);
+    };
+    let found = entries.into_iter().find(|(k, _)| k.as_text() == Some(name));
+    let Some((_, Value::Map(desc))) = found else {
+        return Ok(None);
+    };
+    Ok(desc
+        .into_iter()
+        .find(|(k, _)| k.as_text() == Some("const"))
+        .and_then(|(_, v)| v.as_integer())
+        .and_then(|i| i64::try_from(i).ok()))
 }
 
 /// One line per call, script text shortened.

@@ -7,15 +7,15 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
-use super::stop::{Progress, StopReason, StopRules};
 use super::sim_view::SimView;
+use super::stop::{Progress, StopReason, StopRules};
 use super::{CollectArgs, RunArgs, SimArgs};
-use crate::remote_api::driver::{self, DriverEvent, DriverHandle};
 use crate::collector::{
     bind_udp, spawn_tcp, unix_now_ns, CollectorEvent, ReplySink, TcpConfig, UdpConfig,
 };
 use crate::metrics::aggregator::{Aggregator, Notice, NoticeLevel, SampleRecord};
 use crate::metrics::{MetricsConfig, RunSnapshot, SessionRecord, UnixNanos};
+use crate::remote_api::driver::{self, DriverEvent, DriverHandle};
 
 /// How often snapshots are taken and stop rules checked.
 const TICK: Duration = Duration::from_millis(250);
@@ -119,7 +119,11 @@ pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
 /// stop rule fires, writing nothing.
 pub async fn collect(args: &RunArgs) -> anyhow::Result<RunOutcome> {
     let receivers = bind_receivers(&args.collect).await?;
-    let sim = if args.no_remote { None } else { Some(connect_sim(&args.sim).await?) };
+    let sim = if args.no_remote {
+        None
+    } else {
+        Some(connect_sim(&args.sim).await?)
+    };
     let (_stop_tx, stop_rx) = mpsc::channel(1);
     let (snap_tx, _snap_rx) = watch::channel(empty_snapshot());
     collect_with(args, receivers, sim, Box::new(NullSink), snap_tx, stop_rx).await
@@ -146,7 +150,9 @@ pub async fn connect_sim(sim: &SimArgs) -> anyhow::Result<SimLink> {
         while let Some(ev) = events.recv().await {
             let verdict = match &ev {
                 DriverEvent::Connected { .. } => Some(Ok(())),
-                DriverEvent::Disconnected { error, .. } | DriverEvent::Failed { error } => Some(Err(error.clone())),
+                DriverEvent::Disconnected { error, .. } | DriverEvent::Failed { error } => {
+                    Some(Err(error.clone()))
+                }
                 _ => None,
             };
             early.push(ev);
@@ -159,13 +165,23 @@ pub async fn connect_sim(sim: &SimArgs) -> anyhow::Result<SimLink> {
     .await;
     let result = match connected {
         Ok(r) => r,
-        Err(_) => Err(format!("CoppeliaSim at {} did not finish answering the setup calls within {}", sim.remote, humantime::format_duration(wait))),
+        Err(_) => Err(format!(
+            "CoppeliaSim at {} did not finish answering the setup calls within {}",
+            sim.remote,
+            humantime::format_duration(wait)
+        )),
     };
     if let Err(e) = result {
-        tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
+        tokio::task::spawn_blocking(move || handle.shutdown())
+            .await
+            .ok();
         anyhow::bail!("{e}");
     }
-    Ok(SimLink { events, handle, early })
+    Ok(SimLink {
+        events,
+        handle,
+        early,
+    })
 }
 
 /// A snapshot with nothing in it (initial value of watch channels).
@@ -225,8 +241,10 @@ pub async fn collect_with(
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break StopReason::Signal };
-                if handle(&mut agg, ev, &replies, sink.as_mut(), &mut progress)? {
-                    open_gate(&mut gate, &mut agg, &mut progress, unix_now_ns())?;
+                if let Some(registered_at) = handle(&mut agg, ev, &replies, sink.as_mut(), &mut progress)? {
+                    // Measure from the arrival of the last expected HELLO, not from when it
+                    // was processed: STAMPs queued behind it arrived later.
+                    open_gate(&mut gate, &mut agg, &mut progress, registered_at)?;
                 }
             }
             _ = tick.tick() => {
@@ -291,7 +309,9 @@ pub async fn collect_with(
     })
 }
 
-async fn recv_sim(events: &mut Option<mpsc::UnboundedReceiver<DriverEvent>>) -> Option<DriverEvent> {
+async fn recv_sim(
+    events: &mut Option<mpsc::UnboundedReceiver<DriverEvent>>,
+) -> Option<DriverEvent> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -332,16 +352,20 @@ fn metrics_config(args: &RunArgs, started: UnixNanos) -> MetricsConfig {
     }
 }
 
+/// Handles one receiver event; returns the arrival time of a message that registered a
+/// new dummy (for the --expect-dummies gate).
 fn handle(
     agg: &mut Aggregator,
     ev: CollectorEvent,
     replies: &ReplySink,
     sink: &mut dyn RunSink,
     progress: &mut Progress,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<UnixNanos>> {
     let now = unix_now_ns();
+    let mut arrival = None;
     if let CollectorEvent::Message(m) = &ev {
         progress.last_message_ns = Some(m.read_ns);
+        arrival = Some(m.recv_ns());
     }
     let out = agg.handle(ev, now);
     if let Some((to, bytes)) = out.reply {
@@ -351,7 +375,8 @@ fn handle(
         sink.record(r).context("cannot write a sample")?;
     }
     log_notices(&out.notices, sink, now)?;
-    Ok(out.notices.iter().any(|n| n.kind == "dummy_registered"))
+    let registered = out.notices.iter().any(|n| n.kind == "dummy_registered");
+    Ok(arrival.filter(|_| registered))
 }
 
 /// `--expect-dummies`: measurement starts once N dummies have announced themselves.

@@ -15,8 +15,8 @@ use anyhow::Context;
 pub use collect::{
     bind_receivers, collect, collect_with, empty_snapshot, NullSink, Receivers, RunOutcome, RunSink,
 };
-pub use stop::{Progress, StopReason, StopRules};
 pub use sim_view::SimView;
+pub use stop::{Progress, StopReason, StopRules};
 pub use table::summary_table;
 
 use crate::cli::parse_duration;
