@@ -79,8 +79,7 @@ fn builds_with_create_script_on_4_7() {
     assert_eq!(
         funcs
             .iter()
-            .filter(|f| !f.starts_with("_*"))
-            .last()
+            .rfind(|f| !f.starts_with("_*"))
             .map(String::as_str),
         Some("sim.saveScene")
     );
