@@ -110,12 +110,14 @@ impl ZmqTransport {
         let deadline = Instant::now() + timeout;
         // REQ queues the message even without a peer (ZMQ_IMMEDIATE off), so this returns
         // at once; DONTWAIT guards against a full queue.
-        socket
-            .send(request, zmq::DONTWAIT)
-            .map_err(|e| TransportError::Zmq {
+        socket.send(request, zmq::DONTWAIT).map_err(|e| match e {
+            // Nothing can take the message now: the same as no answer.
+            zmq::Error::EAGAIN => TransportError::Timeout,
+            other => TransportError::Zmq {
                 operation: "send",
-                reason: e.to_string(),
-            })?;
+                reason: other.to_string(),
+            },
+        })?;
         wait_readable(socket, deadline)?;
         socket.recv_bytes(0).map_err(|e| TransportError::Zmq {
             operation: "receive",
