@@ -57,6 +57,7 @@ fn json_report_against_the_fake_server() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["endpoint"], server.endpoint());
+    assert_eq!(v["reachable"], true);
     assert_eq!(v["version"], "4.6.0");
     assert_eq!(v["version_raw"], 40600);
     assert_eq!(v["revision"], 18);
@@ -115,6 +116,35 @@ fn nobody_listening_fails_cleanly_within_the_deadline() {
         )))
         .stderr(predicate::str::contains("zmqRemoteApi.rpcPort"))
         .stderr(predicate::str::contains("--no-remote"));
+}
+
+#[test]
+fn json_failure_is_parseable_and_still_non_zero() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    let out = bridge()
+        .args([
+            "probe",
+            "--json",
+            "--remote",
+            &endpoint,
+            "--remote-timeout",
+            "200ms",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["endpoint"], endpoint.as_str());
+    assert_eq!(v["reachable"], false);
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .contains("cannot reach CoppeliaSim"));
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::metrics::LatencyStats;
+use crate::remote_api::driver::DriverOptions;
 use crate::remote_api::error::format_duration;
 use crate::remote_api::{Client, ClientConfig, RemoteError, Transport, DEFAULT_ENDPOINT};
 
@@ -44,6 +45,15 @@ impl RemoteArgs {
             ..ClientConfig::default()
         }
     }
+
+    /// Driver settings for these flags (other fields at their defaults: start if stopped,
+    /// no stepping, 10 Hz polls); `run` adjusts the rest from its own flags.
+    pub fn driver_options(&self) -> DriverOptions {
+        DriverOptions {
+            timeout: self.remote_timeout,
+            ..DriverOptions::new(self.remote.clone())
+        }
+    }
 }
 
 /// Flags of `coppelia-bridge probe`.
@@ -67,6 +77,8 @@ pub struct ProbeArgs {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeReport {
     pub endpoint: String,
+    /// Always true here (a failed probe prints `{endpoint, reachable, error}`).
+    pub reachable: bool,
     /// e.g. "4.6.0" (from intparam_program_version 40600).
     pub version: String,
     pub version_raw: i64,
@@ -86,11 +98,21 @@ pub struct ProbeReport {
 
 /// Runs `coppelia-bridge probe`.
 pub fn execute(args: ProbeArgs) -> anyhow::Result<ExitCode> {
-    let mut client = Client::connect(&args.remote.remote, args.remote.client_config())?;
-    let report = probe(&mut client, args.calls)?;
-    if let Err(e) = client.close() {
-        tracing::debug!("{e}");
-    }
+    let report = match connect_and_probe(&args) {
+        Ok(report) => report,
+        Err(e) => {
+            if args.json {
+                // Scripts get a parseable answer on stdout too; the exit code stays non-zero.
+                let failure = ProbeFailure {
+                    endpoint: &args.remote.remote,
+                    reachable: e.server_answered(),
+                    error: e.to_string(),
+                };
+                println!("{}", serde_json::to_string_pretty(&failure)?);
+            }
+            return Err(e.into());
+        }
+    };
     let out = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -98,6 +120,24 @@ pub fn execute(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--json` output when the probe fails.
+#[derive(Debug, Serialize)]
+struct ProbeFailure<'a> {
+    endpoint: &'a str,
+    /// True when something answered (the error is about its answer).
+    reachable: bool,
+    error: String,
+}
+
+fn connect_and_probe(args: &ProbeArgs) -> Result<ProbeReport, RemoteError> {
+    let mut client = Client::connect(&args.remote.remote, args.remote.client_config())?;
+    let report = probe(&mut client, args.calls)?;
+    if let Err(e) = client.close() {
+        tracing::debug!("{e}");
+    }
+    Ok(report)
 }
 
 /// Asks the server what `probe` reports, then measures `calls` round trips.
@@ -115,6 +155,7 @@ pub fn probe<T: Transport>(client: &mut Client<T>, calls: u32) -> Result<ProbeRe
     }
     Ok(ProbeReport {
         endpoint: client.endpoint().to_owned(),
+        reachable: true,
         version: version.to_string(),
         version_raw: version.raw,
         revision: version.revision,
@@ -280,6 +321,7 @@ mod tests {
     fn text_report_lists_every_field_with_units() {
         let report = ProbeReport {
             endpoint: "tcp://127.0.0.1:23000".into(),
+            reachable: true,
             version: "4.6.0".into(),
             version_raw: 40600,
             revision: 18,

@@ -96,6 +96,18 @@ impl RemoteError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable { .. })
     }
+
+    /// True when something answered at the endpoint (the error is about the answer).
+    pub fn server_answered(&self) -> bool {
+        matches!(
+            self,
+            Self::ServerError { .. }
+                | Self::Protocol1 { .. }
+                | Self::MalformedReply { .. }
+                | Self::UnexpectedReturn { .. }
+                | Self::CallTooLong { .. }
+        )
+    }
 }
 
 /// `3 s`, `500 ms`, `1.5 s`: short and with the unit, as in the user-facing messages.
