@@ -177,11 +177,11 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
         let now = self.now_s();
         if now >= self.next_poll_s {
             self.poll()?;
-            let interval = self.opts.poll_interval().as_secs_f64();
-            self.next_poll_s = (self.next_poll_s + interval).max(now);
+            self.next_poll_s =
+                next_poll_at(self.next_poll_s, self.now_s(), self.opts.poll_interval());
             return Ok(());
         }
-        let until_poll = Duration::from_secs_f64(self.next_poll_s - now);
+        let until_poll = Duration::try_from_secs_f64(self.next_poll_s - now).unwrap_or_default();
         match self.step_delay(now) {
             Some(d) if d.is_zero() => self.step(),
             Some(d) => {
@@ -334,9 +334,33 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     }
 }
 
+/// Polls keep a fixed schedule; after a slow poll (past its successor's time) the schedule
+/// restarts one interval later, so slow calls never leave the loop polling back to back
+/// (which would starve stepping).
+fn next_poll_at(previous_due_s: f64, now_s: f64, interval: Duration) -> f64 {
+    let next = previous_due_s + interval.as_secs_f64();
+    if next < now_s {
+        now_s + interval.as_secs_f64()
+    } else {
+        next
+    }
+}
+
 fn unix_ns() -> UnixNanos {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_keep_their_schedule_and_restart_it_after_a_slow_poll() {
+        let tenth = Duration::from_millis(100);
+        assert!((next_poll_at(1.0, 1.01, tenth) - 1.1).abs() < 1e-12);
+        assert!((next_poll_at(1.0, 1.35, tenth) - 1.45).abs() < 1e-12);
+    }
 }
