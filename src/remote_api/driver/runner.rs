@@ -35,6 +35,8 @@ pub(super) struct Runner<T: Transport, S: EventSink> {
     connected: bool,
     /// Set while reconnecting: the time of the last successful call before the outage.
     outage_since: Option<Instant>,
+    /// `Disconnected` was emitted and no call succeeded since (report an outage once).
+    reported_down: bool,
     last_ok: Instant,
     next_poll_s: f64,
     stop: bool,
@@ -62,6 +64,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
             connected_once: false,
             connected: false,
             outage_since: None,
+            reported_down: false,
             last_ok: now,
             next_poll_s: 0.0,
             stop: false,
@@ -69,7 +72,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     }
 
     pub(super) fn run(mut self) {
-        if self.connect_loop(false) {
+        if self.connect_loop() {
             while !self.stop {
                 if let Err(e) = self.tick() {
                     self.on_error(e);
@@ -80,8 +83,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     }
 
     /// Tries `setup` until it works, the driver is stopped, or a non-recoverable error.
-    fn connect_loop(&mut self, already_announced: bool) -> bool {
-        let mut announced = already_announced;
+    fn connect_loop(&mut self) -> bool {
         loop {
             self.check_control();
             if self.stop {
@@ -90,10 +92,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
             match self.setup() {
                 Ok(()) => return true,
                 Err(e) if e.is_unreachable() => {
-                    if !announced {
-                        self.disconnected(&e);
-                        announced = true;
-                    }
+                    self.disconnected(&e);
                     let delay = self.backoff.next_delay(rand::random::<f64>());
                     self.sleep(delay);
                 }
@@ -256,16 +255,24 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
             self.fail(&e);
             return;
         }
-        self.outage_since = Some(self.last_ok);
         self.disconnected(&e);
         if let Some(p) = &mut self.pacer {
             p.reset();
         }
-        self.connect_loop(true);
+        // On failure `stop` is set and the main loop ends.
+        let _reconnected = self.connect_loop();
     }
 
+    /// Records an outage; emits `Disconnected` once per outage.
     fn disconnected(&mut self, e: &RemoteError) {
         self.connected = false;
+        if self.reported_down {
+            return;
+        }
+        self.reported_down = true;
+        if self.connected_once {
+            self.outage_since.get_or_insert(self.last_ok);
+        }
         tracing::warn!("{e}");
         self.emit(DriverEvent::Disconnected {
             wall_ns: unix_ns(),
@@ -283,6 +290,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
 
     fn call_ok(&mut self) {
         self.connected = true;
+        self.reported_down = false;
         self.last_ok = Instant::now();
     }
 
