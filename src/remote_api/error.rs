@@ -79,7 +79,10 @@ pub enum RemoteError {
     },
 
     /// A ZeroMQ error other than a timeout.
-    #[error("ZeroMQ error talking to {endpoint} ({operation}): {reason}")]
+    #[error(
+        "ZeroMQ error talking to {endpoint} ({operation}): {reason}; check --remote and that \
+         CoppeliaSim's ZMQ remote API add-on is running"
+    )]
     Transport {
         endpoint: String,
         operation: &'static str,

@@ -4,6 +4,9 @@
 //! The ZeroMQ implementation recreates its socket after a missed reply: a REQ socket that
 //! sent a request must receive before it may send again, so after a lost reply it is
 //! unusable (ZeroMQ guide, "Client-side reliability (Lazy Pirate pattern)").
+//!
+//! A call never waits longer than its deadline; backoff between reconnection attempts is
+//! the caller's choice (the driver uses [`super::backoff`]), so `probe` fails fast.
 
 use std::time::{Duration, Instant};
 
