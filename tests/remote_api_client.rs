@@ -145,7 +145,7 @@ fn silent_server_hits_the_deadline_then_the_recreated_socket_works() {
     let server = FakeServer::start(move |_| {
         let reply = encode_ret(vec![Value::Float(2.0)]);
         if n.fetch_add(1, Ordering::SeqCst) == 0 {
-            FakeAction::Delay(Duration::from_millis(600), reply)
+            FakeAction::Delay(Duration::from_millis(1500), reply)
         } else {
             FakeAction::Reply(reply)
         }

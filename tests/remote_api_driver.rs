@@ -103,7 +103,8 @@ fn start_fake(model: &Shared, bind: Option<&str>) -> FakeServer {
 
 fn options(endpoint: &str) -> DriverOptions {
     DriverOptions {
-        timeout: Duration::from_millis(500),
+        // Generous: a loaded machine must not look like an outage.
+        timeout: Duration::from_millis(1500),
         poll_rate_hz: 50.0,
         backoff: BackoffConfig {
             initial: Duration::from_millis(20),

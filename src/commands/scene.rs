@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 
-use crate::remote_api::{Client, ClientConfig};
+use crate::remote_api::Client;
 use crate::scene::remote_build::{build_plan, execute_plan, Arg, ScriptApi, Step};
 use crate::scene::{try_generate_scene, SceneOptions, Transport};
 
@@ -45,12 +45,8 @@ pub struct SceneArgs {
     /// Build the dummies and scripts inside a running CoppeliaSim instead, and save the scene.
     #[arg(long, requires = "save", conflicts_with = "out")]
     pub build_remote: bool,
-    /// Remote API endpoint of that CoppeliaSim.
-    #[arg(long, default_value = crate::remote_api::DEFAULT_ENDPOINT, value_name = "ENDPOINT", env = "COPPELIA_BRIDGE_REMOTE")]
-    pub remote: String,
-    /// Deadline of every remote API call.
-    #[arg(long, default_value = "3s", value_parser = crate::cli::parse_duration)]
-    pub remote_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub remote: crate::commands::probe::RemoteArgs,
     /// Scene path to save to, on the machine running CoppeliaSim (with --build-remote).
     #[arg(long, value_name = "PATH")]
     pub save: Option<String>,
@@ -115,11 +111,7 @@ fn build_remote(args: &SceneArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let config = ClientConfig {
-        timeout: args.remote_timeout,
-        ..ClientConfig::default()
-    };
-    let mut client = Client::connect(&args.remote, config)?;
+    let mut client = Client::connect(&args.remote.remote, args.remote.client_config())?;
     let version = client.program_version()?;
     // 4.6 has no sim.createScript; its sim.addScript needs the scriptstringparam_text value,
     // which changed between versions (notes §6): ask the server.
@@ -133,13 +125,13 @@ fn build_remote(args: &SceneArgs) -> anyhow::Result<ExitCode> {
     execute_plan(&plan, |func, a| client.call(func, a)).map_err(|e| {
         anyhow::anyhow!(
             "building the scene in CoppeliaSim {version} at {}: {e}",
-            args.remote
+            args.remote.remote
         )
     })?;
     let _ = client.close();
     eprintln!(
         "built {} dummies with their scripts in CoppeliaSim {version} at {} and saved the scene to {save}",
-        args.dummies, args.remote
+        args.dummies, args.remote.remote
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -79,7 +79,10 @@ pub enum RemoteError {
     },
 
     /// A ZeroMQ error other than a timeout.
-    #[error("ZeroMQ error talking to {endpoint} ({operation}): {reason}")]
+    #[error(
+        "ZeroMQ error talking to {endpoint} ({operation}): {reason}; check --remote and that \
+         CoppeliaSim's ZMQ remote API add-on is running"
+    )]
     Transport {
         endpoint: String,
         operation: &'static str,
@@ -95,6 +98,18 @@ impl RemoteError {
     /// True when trying again later may succeed (the server may come back).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable { .. })
+    }
+
+    /// True when something answered at the endpoint (the error is about the answer).
+    pub fn server_answered(&self) -> bool {
+        matches!(
+            self,
+            Self::ServerError { .. }
+                | Self::Protocol1 { .. }
+                | Self::MalformedReply { .. }
+                | Self::UnexpectedReturn { .. }
+                | Self::CallTooLong { .. }
+        )
     }
 }
 

@@ -113,14 +113,20 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Reply, MalformedReply> {
     classify_reply(&value)
 }
 
-/// Classifies a decoded reply map. The order follows the official clients: a `func` key
-/// means "act", checked before `err` and `ret`.
+/// Classifies a decoded reply map. After the protocol-1 check, the order follows the
+/// official clients: a `func` key means "act", checked before `err` and `ret`.
 pub fn classify_reply(value: &Value) -> Result<Reply, MalformedReply> {
     let Value::Map(entries) = value else {
         return Err(MalformedReply::NotAMap(kind(value)));
     };
     if entries.is_empty() {
         return Ok(Reply::Empty);
+    }
+    // Only protocol 1 has `success`: a ≤ 4.5.1 server answers `{success: true, ret}` or
+    // `{success: false, error}` (zmqRemoteApi PROTOCOL.md, protocol-1 era). Checked first
+    // so an old server that happens to execute our call is still reported, not trusted.
+    if let Some(success) = get(entries, "success") {
+        return Ok(parse_protocol1(success, get(entries, "error")));
     }
     if let Some(func) = get(entries, "func") {
         return parse_func(func, get(entries, "args"));
@@ -130,9 +136,6 @@ pub fn classify_reply(value: &Value) -> Result<Reply, MalformedReply> {
     }
     if let Some(ret) = get(entries, "ret") {
         return parse_ret(ret).map(Reply::Ret);
-    }
-    if let Some(success) = get(entries, "success") {
-        return Ok(parse_protocol1(success, get(entries, "error")));
     }
     Err(MalformedReply::UnknownKeys(key_list(entries)))
 }
@@ -448,6 +451,21 @@ mod tests {
         };
         assert!(!success);
         assert!(error.unwrap().contains("does not match"));
+    }
+
+    #[test]
+    fn protocol1_success_reply_is_not_mistaken_for_protocol2() {
+        let raw = map(vec![
+            ("success", Value::Bool(true)),
+            ("ret", Value::Array(vec![Value::Float(1.0)])),
+        ]);
+        assert_eq!(
+            decode_reply(&raw).unwrap(),
+            Reply::Protocol1 {
+                success: true,
+                error: None
+            }
+        );
     }
 
     #[test]

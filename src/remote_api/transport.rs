@@ -4,6 +4,9 @@
 //! The ZeroMQ implementation recreates its socket after a missed reply: a REQ socket that
 //! sent a request must receive before it may send again, so after a lost reply it is
 //! unusable (ZeroMQ guide, "Client-side reliability (Lazy Pirate pattern)").
+//!
+//! A call never waits longer than its deadline; backoff between reconnection attempts is
+//! the caller's choice (the driver uses [`super::backoff`]), so `probe` fails fast.
 
 use std::time::{Duration, Instant};
 
@@ -110,12 +113,14 @@ impl ZmqTransport {
         let deadline = Instant::now() + timeout;
         // REQ queues the message even without a peer (ZMQ_IMMEDIATE off), so this returns
         // at once; DONTWAIT guards against a full queue.
-        socket
-            .send(request, zmq::DONTWAIT)
-            .map_err(|e| TransportError::Zmq {
+        socket.send(request, zmq::DONTWAIT).map_err(|e| match e {
+            // Nothing can take the message now: the same as no answer.
+            zmq::Error::EAGAIN => TransportError::Timeout,
+            other => TransportError::Zmq {
                 operation: "send",
-                reason: e.to_string(),
-            })?;
+                reason: other.to_string(),
+            },
+        })?;
         wait_readable(socket, deadline)?;
         socket.recv_bytes(0).map_err(|e| TransportError::Zmq {
             operation: "receive",

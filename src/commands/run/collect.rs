@@ -145,7 +145,7 @@ pub async fn connect_sim(sim: &SimArgs) -> anyhow::Result<SimLink> {
     let handle = driver::spawn(sim.driver_options(), tx)?;
     let mut early = Vec::new();
     // Setup makes a handful of calls, each bounded by the deadline.
-    let wait = sim.remote_timeout * 6 + Duration::from_secs(1);
+    let wait = sim.remote.remote_timeout * 6 + Duration::from_secs(1);
     let connected = tokio::time::timeout(wait, async {
         while let Some(ev) = events.recv().await {
             let verdict = match &ev {
@@ -167,7 +167,7 @@ pub async fn connect_sim(sim: &SimArgs) -> anyhow::Result<SimLink> {
         Ok(r) => r,
         Err(_) => Err(format!(
             "CoppeliaSim at {} did not finish answering the setup calls within {}",
-            sim.remote,
+            sim.remote.remote,
             humantime::format_duration(wait)
         )),
     };

@@ -21,6 +21,7 @@ pub use table::summary_table;
 
 use crate::cli::parse_duration;
 use crate::collector::DEFAULT_RECV_BUFFER;
+use crate::commands::probe::RemoteArgs;
 use crate::wire::DEFAULT_MAX_FRAME;
 
 /// Where and how to receive.
@@ -90,12 +91,8 @@ pub struct OutputArgs {
 /// How to drive CoppeliaSim through its ZeroMQ remote API.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
-    /// Remote API endpoint of CoppeliaSim.
-    #[arg(long, default_value = crate::remote_api::DEFAULT_ENDPOINT, env = "COPPELIA_BRIDGE_REMOTE")]
-    pub remote: String,
-    /// Deadline of every remote API call.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
-    pub remote_timeout: Duration,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Scene to load first (a path CoppeliaSim can read), if the simulation is stopped.
     #[arg(long)]
     pub scene: Option<PathBuf>,
@@ -121,8 +118,7 @@ impl SimArgs {
     }
 
     pub fn driver_options(&self) -> crate::remote_api::driver::DriverOptions {
-        let mut o = crate::remote_api::driver::DriverOptions::new(self.remote.clone());
-        o.timeout = self.remote_timeout;
+        let mut o = self.remote.driver_options();
         o.scene = self.scene.clone();
         o.start_if_stopped = !self.no_start;
         o.stepping = self.stepping.then(|| self.target_rtf.unwrap_or(0.0));

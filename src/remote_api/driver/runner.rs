@@ -35,6 +35,8 @@ pub(super) struct Runner<T: Transport, S: EventSink> {
     connected: bool,
     /// Set while reconnecting: the time of the last successful call before the outage.
     outage_since: Option<Instant>,
+    /// `Disconnected` was emitted and no call succeeded since (report an outage once).
+    reported_down: bool,
     last_ok: Instant,
     next_poll_s: f64,
     stop: bool,
@@ -62,6 +64,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
             connected_once: false,
             connected: false,
             outage_since: None,
+            reported_down: false,
             last_ok: now,
             next_poll_s: 0.0,
             stop: false,
@@ -69,7 +72,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     }
 
     pub(super) fn run(mut self) {
-        if self.connect_loop(false) {
+        if self.connect_loop() {
             while !self.stop {
                 if let Err(e) = self.tick() {
                     self.on_error(e);
@@ -80,8 +83,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     }
 
     /// Tries `setup` until it works, the driver is stopped, or a non-recoverable error.
-    fn connect_loop(&mut self, already_announced: bool) -> bool {
-        let mut announced = already_announced;
+    fn connect_loop(&mut self) -> bool {
         loop {
             self.check_control();
             if self.stop {
@@ -90,10 +92,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
             match self.setup() {
                 Ok(()) => return true,
                 Err(e) if e.is_unreachable() => {
-                    if !announced {
-                        self.disconnected(&e);
-                        announced = true;
-                    }
+                    self.disconnected(&e);
                     let delay = self.backoff.next_delay(rand::random::<f64>());
                     self.sleep(delay);
                 }
@@ -177,11 +176,11 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
         let now = self.now_s();
         if now >= self.next_poll_s {
             self.poll()?;
-            let interval = self.opts.poll_interval().as_secs_f64();
-            self.next_poll_s = (self.next_poll_s + interval).max(now);
+            self.next_poll_s =
+                next_poll_at(self.next_poll_s, self.now_s(), self.opts.poll_interval());
             return Ok(());
         }
-        let until_poll = Duration::from_secs_f64(self.next_poll_s - now);
+        let until_poll = Duration::try_from_secs_f64(self.next_poll_s - now).unwrap_or_default();
         match self.step_delay(now) {
             Some(d) if d.is_zero() => self.step(),
             Some(d) => {
@@ -256,16 +255,24 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
             self.fail(&e);
             return;
         }
-        self.outage_since = Some(self.last_ok);
         self.disconnected(&e);
         if let Some(p) = &mut self.pacer {
             p.reset();
         }
-        self.connect_loop(true);
+        // On failure `stop` is set and the main loop ends.
+        let _reconnected = self.connect_loop();
     }
 
+    /// Records an outage; emits `Disconnected` once per outage.
     fn disconnected(&mut self, e: &RemoteError) {
         self.connected = false;
+        if self.reported_down {
+            return;
+        }
+        self.reported_down = true;
+        if self.connected_once {
+            self.outage_since.get_or_insert(self.last_ok);
+        }
         tracing::warn!("{e}");
         self.emit(DriverEvent::Disconnected {
             wall_ns: unix_ns(),
@@ -283,6 +290,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
 
     fn call_ok(&mut self) {
         self.connected = true;
+        self.reported_down = false;
         self.last_ok = Instant::now();
     }
 
@@ -334,9 +342,33 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     }
 }
 
+/// Polls keep a fixed schedule; after a slow poll (past its successor's time) the schedule
+/// restarts one interval later, so slow calls never leave the loop polling back to back
+/// (which would starve stepping).
+fn next_poll_at(previous_due_s: f64, now_s: f64, interval: Duration) -> f64 {
+    let next = previous_due_s + interval.as_secs_f64();
+    if next < now_s {
+        now_s + interval.as_secs_f64()
+    } else {
+        next
+    }
+}
+
 fn unix_ns() -> UnixNanos {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_keep_their_schedule_and_restart_it_after_a_slow_poll() {
+        let tenth = Duration::from_millis(100);
+        assert!((next_poll_at(1.0, 1.01, tenth) - 1.1).abs() < 1e-12);
+        assert!((next_poll_at(1.0, 1.35, tenth) - 1.45).abs() < 1e-12);
+    }
 }
