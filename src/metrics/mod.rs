@@ -5,6 +5,8 @@
 
 mod dummy;
 mod histogram;
+#[cfg(test)]
+mod proptests;
 mod rtf;
 #[cfg(test)]
 mod scenarios;
