@@ -191,6 +191,8 @@ impl DummyMetrics {
         self.stats = SessionStats::default();
         self.newest = None;
         self.session_samples = 0;
+        self.last_sim_time_s = None;
+        self.last_step = None;
         self.bye = None;
         record
     }
