@@ -98,6 +98,11 @@ impl RtfTracker {
         self.count
     }
 
+    /// Samples currently stored for the sliding windows (bounded; see the module docs).
+    pub fn stored_samples(&self) -> usize {
+        self.recent.len()
+    }
+
     /// One sample. A sample newer in wall time whose simulation time went back means the
     /// simulation restarted: the tracker starts afresh with it. Non-finite times are ignored.
     pub fn push(&mut self, wall_ns: UnixNanos, sim_time_s: f64) {
