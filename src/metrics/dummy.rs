@@ -98,6 +98,14 @@ impl DummyMetrics {
         self.session
     }
 
+    /// Samples stored for the RTF/rate windows (bounded whatever the run length).
+    pub fn stored_samples(&self) -> usize {
+        self.stats
+            .rtf
+            .as_ref()
+            .map_or(0, RtfTracker::stored_samples)
+    }
+
     /// The BYE of the current session and when it arrived, if one did.
     pub fn bye(&self) -> Option<&(Bye, UnixNanos)> {
         self.bye.as_ref()
@@ -191,6 +199,8 @@ impl DummyMetrics {
         self.stats = SessionStats::default();
         self.newest = None;
         self.session_samples = 0;
+        self.last_sim_time_s = None;
+        self.last_step = None;
         self.bye = None;
         record
     }

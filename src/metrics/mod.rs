@@ -2,10 +2,20 @@
 //!
 //! Inputs are [`Sample`]s, already decoded and timestamped; outputs are cloned
 //! [`snapshot`] values. Definitions of every number: `docs/METRICS.md`.
+//!
+//! - `dummy`: [`DummyMetrics`], everything about one dummy, its sessions and warm-up.
+//! - `rtf`: [`RtfTracker`], RTF windows and rates on one (wall, sim) timeline; also used by the
+//!   remote-API poller for the global simulation RTF.
+//! - `histogram`: [`LatencyHistogram`], µs distributions (hdrhistogram, 3 significant digits).
+//! - `seq`: [`SeqTracker`], loss / duplicates / reordering / missed steps with wrap-around.
+//! - `spread`: [`Spread`] (Welford mean/min/max/std dev) and [`Rfc3550Jitter`].
+//! - `snapshot`: the plain serde types handed to the live view and exporters.
 
 pub mod aggregator;
 mod dummy;
 mod histogram;
+#[cfg(test)]
+mod proptests;
 mod rtf;
 #[cfg(test)]
 mod scenarios;

@@ -2,25 +2,29 @@
 //! rates that share its timeline.
 //!
 //! Definitions (exact formulas): `docs/METRICS.md` "RTF" and "Rates". In short, with
-//! `sim(t)` = simulation time at wall time `t`, linearly interpolated between the two samples
-//! around `t` (the last sample with wall ≤ t and the next one):
+//! `L(t)` = the last sample whose wall time is ≤ t, and `e` = the newest sample:
 //!
-//! * sliding window W ∈ {1 s, 10 s}, anchored on the newest sample (wall `e`, sim `s_e`):
-//!   `RTF_W = (s_e − sim(e − W)) / W`; needs samples spanning at least W. When the newest
-//!   sample is W or more older than `now` (nothing arrived inside the window ending now) it is 0.
-//! * total: `(s_last − s_first) / (wall_last − wall_first)`, needs a span of at least 1 s.
-//! * worst 1 s: windows aligned on `origin + k·1 s`; `RTF_k = sim(b_k) − sim(b_{k−1})` per
-//!   second; the lowest over the windows that lie entirely between the first and last sample.
+//! * sliding window W ∈ {1 s, 10 s}: `a = L(wall_e − W)`;
+//!   `RTF_W = (sim_e − sim_a) / (wall_e − wall_a)`; needs samples spanning at least W. When the
+//!   newest sample is W or more older than `now` (nothing arrived in the window ending now),
+//!   it is 0.
+//! * total: `(sim_last − sim_first) / (wall_last − wall_first)`, needs a span of at least 1 s.
+//! * worst 1 s: boundaries `b_k = origin + k·1 s`; window k uses `a = L(b_{k−1})`,
+//!   `b = L(b_k)`: `RTF_k = (sim_b − sim_a) / (wall_b − wall_a)`; the lowest over the windows
+//!   that are complete (a sample after `b_k` exists, `b_{k−1}` ≥ the first sample) and not
+//!   empty (a ≠ b).
 //!
-//! Interpolating (instead of using per-message ratios) is what makes bursts harmless:
-//! CoppeliaSim outside real-time mode, or with a GUI, may run several passes back to back and
-//! then wait (coppeliasim-notes §3), so the (wall, sim) curve is a staircase whose average slope
-//! is the RTF. A window length that is a multiple of the burst period then gives the exact RTF,
-//! whatever its phase.
+//! Both ends of every ratio are real samples, never interpolated points and never a
+//! per-message ratio. That is what makes bursts harmless: CoppeliaSim outside real-time mode,
+//! or with a GUI, may run several passes back to back and then wait (coppeliasim-notes §3), so
+//! the (wall, sim) curve is a staircase. "The last sample before t" is then nearly always the
+//! last sample of a burst, at the same phase of the staircase at both ends, so the ratio is the
+//! staircase's average slope whatever the burst period. Only a boundary that falls inside a
+//! burst (a few ms out of each period) shifts one end by a part of one burst.
 //!
 //! Memory is bounded: only the samples of the last 10 s are kept (plus one before), samples
 //! closer than [`MERGE_SPACING_NS`] are merged, and at most [`MAX_POINTS`] are kept. The worst
-//! window is computed incrementally in O(1) memory.
+//! window is computed incrementally in O(1) memory and time per sample.
 
 use std::collections::VecDeque;
 
@@ -94,6 +98,11 @@ impl RtfTracker {
         self.count
     }
 
+    /// Samples currently stored for the sliding windows (bounded; see the module docs).
+    pub fn stored_samples(&self) -> usize {
+        self.recent.len()
+    }
+
     /// One sample. A sample newer in wall time whose simulation time went back means the
     /// simulation restarted: the tracker starts afresh with it. Non-finite times are ignored.
     pub fn push(&mut self, wall_ns: UnixNanos, sim_time_s: f64) {
@@ -136,20 +145,16 @@ impl RtfTracker {
         }
     }
 
-    /// Messages per wall second over the last 1 s (same window and anchor as `last_1s`).
+    /// Messages per wall second over the last 1 s: the samples after `a` up to the newest,
+    /// divided by their wall span (same `a` and anchor as `last_1s`).
     pub fn rate_1s_hz(&self, now_ns: UnixNanos) -> Option<f64> {
         let w = SHORT_WINDOW_NS;
-        let (last, start) = self.window_bounds(w)?;
-        if now_ns - last.wall_ns >= w {
+        let (a_idx, a, e) = self.window_ends(w)?;
+        if now_ns - e.wall_ns >= w {
             return Some(0.0);
         }
-        let n: u64 = self
-            .recent
-            .iter()
-            .filter(|p| p.wall_ns > start)
-            .map(|p| p.count)
-            .sum();
-        Some(n as f64 / (w as f64 / NS_PER_S))
+        let n: u64 = self.recent.iter().skip(a_idx + 1).map(|p| p.count).sum();
+        Some(n as f64 * NS_PER_S / (e.wall_ns - a.wall_ns) as f64)
     }
 
     /// Messages per wall second over the whole session: (n − 1) / (wall_last − wall_first).
@@ -178,35 +183,27 @@ impl RtfTracker {
     }
 
     fn window_rtf(&self, w: i64, now_ns: UnixNanos) -> Option<f64> {
-        let (last, start) = self.window_bounds(w)?;
-        if now_ns - last.wall_ns >= w {
+        let (_, a, e) = self.window_ends(w)?;
+        if now_ns - e.wall_ns >= w {
             // Nothing arrived in (now − W, now]: no progress observed in that window.
             return Some(0.0);
         }
-        let sim_start = self.sim_at(start)?;
-        Some((last.sim_s - sim_start) * NS_PER_S / w as f64)
+        Some((e.sim_s - a.sim_s) * NS_PER_S / (e.wall_ns - a.wall_ns) as f64)
     }
 
-    /// Newest sample and window start, if the samples span the whole window.
-    fn window_bounds(&self, w: i64) -> Option<(Point, i64)> {
-        let last = *self.recent.back()?;
-        let start = last.wall_ns - w;
-        (self.first?.wall_ns <= start).then_some((last, start))
-    }
-
-    /// Simulation time at wall `t`, interpolated between stored samples; `None` if `t` is
-    /// older than every stored sample.
-    fn sim_at(&self, t: i64) -> Option<f64> {
-        let idx = self.recent.partition_point(|p| p.wall_ns <= t);
-        let before = self.recent.get(idx.checked_sub(1)?)?;
-        Some(match self.recent.get(idx) {
-            Some(after) => interpolate(
-                (before.wall_ns, before.sim_s),
-                (after.wall_ns, after.sim_s),
-                t,
-            ),
-            None => before.sim_s,
-        })
+    /// `(index of a, a, e)` for window `w`: `e` the newest sample, `a` the last stored sample
+    /// with wall ≤ wall_e − w. `None` unless the samples span the whole window.
+    fn window_ends(&self, w: i64) -> Option<(usize, Point, Point)> {
+        let e = *self.recent.back()?;
+        let start = e.wall_ns - w;
+        if self.first?.wall_ns > start {
+            return None;
+        }
+        let a_idx = self
+            .recent
+            .partition_point(|p| p.wall_ns <= start)
+            .checked_sub(1)?;
+        Some((a_idx, self.recent[a_idx], e))
     }
 
     fn store(&mut self, p: Point) {
@@ -228,7 +225,7 @@ impl RtfTracker {
         self.prune();
     }
 
-    /// Keeps the samples of the last 10 s plus the one before (needed to interpolate).
+    /// Keeps the samples of the last 10 s plus the one before (the start `a` of that window).
     fn prune(&mut self) {
         let Some(newest) = self.recent.back().map(|p| p.wall_ns) else {
             return;
@@ -243,14 +240,6 @@ impl RtfTracker {
     }
 }
 
-/// Linear interpolation of the simulation time at wall `t` between samples `a` and `b`.
-fn interpolate(a: (i64, f64), b: (i64, f64), t: i64) -> f64 {
-    if b.0 == a.0 {
-        return b.1;
-    }
-    a.1 + (b.1 - a.1) * (t - a.0) as f64 / (b.0 - a.0) as f64
-}
-
 /// Integer ceiling division (`b` > 0), correct for negative `a`.
 fn ceil_div(a: i64, b: i64) -> i64 {
     -((-a).div_euclid(b))
@@ -262,14 +251,25 @@ struct Worst {
     end_ns: i64,
 }
 
-/// Incremental worst aligned 1 s window: boundary values are interpolated as soon as a sample
-/// beyond the boundary arrives, so only the previous sample and boundary are kept.
+/// A sample as the worst-window grid sees it: push index (identity), wall, sim.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Mark {
+    idx: u64,
+    wall_ns: i64,
+    sim_s: f64,
+}
+
+/// Incremental worst aligned 1 s window. When a sample arrives, every boundary between the
+/// previous sample and it has the previous sample as `L(b)`; only the first of those
+/// boundaries can close a non-empty window, the others close empty ones. So one boundary is
+/// remembered and each sample costs O(1), however long the gap before it.
 #[derive(Debug, Clone)]
 struct WorstWindow {
     origin: Option<i64>,
-    prev: Option<(i64, f64)>,
-    /// Last boundary whose simulation time is known: (k, sim(b_k)).
-    boundary: Option<(i64, f64)>,
+    pushed: u64,
+    prev: Option<Mark>,
+    /// The highest boundary index whose `L` is known, with that `L`.
+    boundary: Option<(i64, Mark)>,
     worst: Option<Worst>,
 }
 
@@ -277,6 +277,7 @@ impl WorstWindow {
     fn new(origin: Option<i64>) -> Self {
         Self {
             origin,
+            pushed: 0,
             prev: None,
             boundary: None,
             worst: None,
@@ -285,47 +286,45 @@ impl WorstWindow {
 
     fn push(&mut self, wall_ns: i64, sim_s: f64) {
         let origin = *self.origin.get_or_insert(wall_ns);
-        let Some((pw, ps)) = self.prev else {
-            self.prev = Some((wall_ns, sim_s));
+        self.pushed += 1;
+        let mark = Mark {
+            idx: self.pushed,
+            wall_ns,
+            sim_s,
+        };
+        let Some(prev) = self.prev else {
+            self.prev = Some(mark);
             return;
         };
-        if wall_ns < pw {
+        if wall_ns < prev.wall_ns {
             return; // Reordered: the boundaries before it are already closed.
         }
-        // Boundaries b_k with pw ≤ b_k < wall_ns: their "last sample at or before" is prev
-        // (every sample at exactly pw was pushed already) and the next one is this sample.
-        let k_lo = ceil_div(pw - origin, SHORT_WINDOW_NS);
+        // Boundaries b_k with prev.wall ≤ b_k < wall: L(b_k) = prev (every sample at exactly
+        // prev.wall was pushed already; this one is the first beyond them).
+        let k_lo = ceil_div(prev.wall_ns - origin, SHORT_WINDOW_NS);
         let k_hi = ceil_div(wall_ns - origin, SHORT_WINDOW_NS) - 1;
-        for k in boundaries_to_visit(k_lo, k_hi) {
-            let b = origin + k * SHORT_WINDOW_NS;
-            self.close_boundary(k, b, interpolate((pw, ps), (wall_ns, sim_s), b));
+        if k_lo <= k_hi {
+            self.close_window(k_lo, prev, origin);
+            self.boundary = Some((k_hi, prev));
         }
-        self.prev = Some((wall_ns, sim_s));
+        self.prev = Some(mark);
     }
 
-    fn close_boundary(&mut self, k: i64, b: i64, sim: f64) {
-        if let Some((pk, psim)) = self.boundary {
-            if pk == k - 1 {
-                let rtf = (sim - psim) * NS_PER_S / SHORT_WINDOW_NS as f64;
-                if self.worst.is_none_or(|w| rtf < w.rtf) {
-                    self.worst = Some(Worst { rtf, end_ns: b });
-                }
-            }
+    /// Window (b_{k−1}, b_k] with `b = L(b_k)`, if `L(b_{k−1})` is known and differs.
+    fn close_window(&mut self, k: i64, b: Mark, origin: i64) {
+        let Some((pk, a)) = self.boundary else {
+            return;
+        };
+        if pk != k - 1 || a.idx == b.idx || b.wall_ns <= a.wall_ns {
+            return; // First boundary, or no sample inside the window.
         }
-        self.boundary = Some((k, sim));
-    }
-}
-
-/// The boundaries in `lo..=hi` worth computing. Windows lying entirely between two samples all
-/// have the same RTF (the slope between them), so a long gap needs only its first and last two
-/// boundaries: constant work per sample however long the stall.
-fn boundaries_to_visit(lo: i64, hi: i64) -> Vec<i64> {
-    if hi < lo {
-        Vec::new()
-    } else if hi - lo <= 3 {
-        (lo..=hi).collect()
-    } else {
-        vec![lo, lo + 1, hi - 1, hi]
+        let rtf = (b.sim_s - a.sim_s) * NS_PER_S / (b.wall_ns - a.wall_ns) as f64;
+        if self.worst.is_none_or(|w| rtf < w.rtf) {
+            self.worst = Some(Worst {
+                rtf,
+                end_ns: origin + k * SHORT_WINDOW_NS,
+            });
+        }
     }
 }
 
@@ -456,11 +455,17 @@ mod tests {
 
     #[test]
     fn very_long_gap_costs_constant_work() {
+        // Samples at 0 s and 3600 s: the 3599 windows in between are empty (skipped); the
+        // window ending at 3600 s spans from the sample at 0 s to the one at 3600 s. It is
+        // complete once a sample after 3600 s exists.
         let mut t = RtfTracker::with_origin(WallSource::RemotePoll, T0);
         t.push(T0, 0.0);
         t.push(T0 + 3600 * S, 1.0);
-        let s = t.stats(T0 + 3600 * S);
+        assert_eq!(t.stats(T0 + 3600 * S).worst_1s, None);
+        t.push(T0 + 3600 * S + S / 2, 1.5);
+        let s = t.stats(T0 + 3601 * S);
         assert!(close(s.worst_1s, 1.0 / 3600.0, 1e-12), "{s:?}");
+        assert_eq!(s.worst_1s_at_s, Some(3600.0));
     }
 
     #[test]

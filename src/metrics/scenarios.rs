@@ -504,3 +504,23 @@ fn missed_steps_from_the_step_index() {
     let loss = m.snapshot(now, &cfg()).loss.unwrap();
     assert_eq!((loss.lost, loss.missed_steps), (0, 3));
 }
+
+#[test]
+fn one_hour_at_20hz_keeps_memory_bounded() {
+    // 72,000 STAMPs: the windows keep 10 s worth (≈ 200 samples + 1), never the whole run.
+    let tx = Sender::rtf(1.0);
+    let mut m = v1(1);
+    let mut max_stored = 0;
+    let mut now = 0;
+    for k in 0..72_000 {
+        let s = tx.stamp(k);
+        m.record(&s, &cfg());
+        max_stored = max_stored.max(m.stored_samples());
+        now = s.recv_unix_ns;
+    }
+    assert!(max_stored <= 202, "{max_stored}");
+    let s = m.snapshot(now, &cfg());
+    assert_eq!(s.messages, 72_000);
+    assert!(near(s.rtf.total, 1.0, 1e-9) && near(s.rtf.last_10s, 1.0, 1e-9));
+    assert_eq!(s.loss.unwrap().lost, 0);
+}
