@@ -1,1 +1,3 @@
-//! scene (to be written).
+//! The simple-XML scene format (`.simscene.xml`): parser (pure).
+
+pub mod parse;
