@@ -469,6 +469,7 @@ impl Control<'_> {
         let speed = speed_for(&scene, self.engine.speed_override);
         let mut view = self.engine.view.borrow_mut();
         view.dt_s = self.engine.dt_override.unwrap_or(scene.dt_s);
+        self.engine.scheduler.set_dt_s(view.dt_s);
         view.real_time = matches!(speed, Speed::RealTime { .. });
         view.pause_at_error = scene.pause_at_error;
         self.engine.pause_at_error = scene.pause_at_error;
@@ -577,5 +578,9 @@ impl SimControl for Control<'_> {
 
     fn gate_pass(&self) -> Option<u64> {
         self.gate
+    }
+
+    fn advancing(&self) -> bool {
+        self.engine.scheduler.next_pass().is_some()
     }
 }

@@ -45,6 +45,8 @@ pub trait SimControl {
     fn passes_done(&self) -> u64;
     /// The pass being served at its add-on point, or None while stopped or paused.
     fn gate_pass(&self) -> Option<u64>;
+    /// Whether passes are to run (started, not paused): idle serving then ends.
+    fn advancing(&self) -> bool;
 }
 
 /// A decoded request.
@@ -354,6 +356,9 @@ mod tests {
         }
         fn gate_pass(&self) -> Option<u64> {
             self.gate
+        }
+        fn advancing(&self) -> bool {
+            self.gate.is_some()
         }
     }
 

@@ -104,13 +104,14 @@ impl RemoteServer {
         }
     }
 
-    /// Serves while stopped or paused, for [`IDLE_WINDOW`].
+    /// Serves while stopped or paused, for [`IDLE_WINDOW`] or until a request starts the
+    /// simulation (the next requests are then served at the passes' add-on points).
     pub fn serve_idle(&mut self, sim: &mut dyn SimControl) {
         let deadline = Instant::now() + IDLE_WINDOW;
         loop {
             let now = Instant::now();
             self.state.expire(now);
-            if now >= deadline {
+            if now >= deadline || sim.advancing() {
                 return;
             }
             self.serve_one(sim, deadline - now);
