@@ -51,8 +51,8 @@ pub fn run_pass<S: Script>(
     gate: &mut dyn FnMut(),
 ) -> Vec<ScriptFault> {
     let mut faults = Vec::new();
-    for i in 0..slots.len() {
-        visit_actuation(pass, i, &mut slots[i], load, &mut faults);
+    for (i, slot) in slots.iter_mut().enumerate() {
+        visit_actuation(pass, i, slot, load, &mut faults);
     }
     gate();
     for (i, slot) in slots.iter_mut().enumerate() {

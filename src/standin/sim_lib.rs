@@ -103,9 +103,9 @@ impl LogSink {
 fn verbosity_name(v: i64) -> &'static str {
     match v {
         ..=200 => "error",
-        ..=300 => "warning",
-        ..=420 => "error",
-        ..=430 => "warning",
+        201..=300 => "warning",
+        420 => "error",
+        430 => "warning",
         _ => "info",
     }
 }
