@@ -16,7 +16,7 @@ use ciborium::Value;
 use rand::SeedableRng;
 
 use super::pacing::{Pacer, Speed, Stall};
-use super::pass::{run_pass, ScriptFault, Slot};
+use super::pass::{pause_after_faults, run_pass, ScriptFault, Slot};
 use super::remote::SimControl;
 use super::remote_server::RemoteServer;
 use super::scheduler::{Pass, Scheduler, SimState};
@@ -24,6 +24,10 @@ use super::script::{LuaScript, ScriptEnv};
 use super::sim_lib::{unknown_param, LogSink, SharedView, SimView, VERBOSITY_SCRIPTERRORS};
 use super::socket_lib::SocketFaults;
 use crate::scene::parse::{parse_scene, Scene};
+
+/// The process's first clock read, behind `sim.getSystemTime` (notes §3): shared by every
+/// stand-in in the process and kept across runs.
+static PROCESS_CLOCK: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 /// Origin of the stand-in's own log lines.
 const ORIGIN: &str = "standin";
@@ -210,7 +214,7 @@ impl Engine {
             time_s: 0.0,
             dt_s,
             named: config.named_params,
-            process_start: Instant::now(),
+            process_start: *PROCESS_CLOCK.get_or_init(Instant::now),
             log: config.log,
         }));
         let faults = SocketFaults {
@@ -398,8 +402,7 @@ impl Engine {
         }
         drop(view);
         self.summary.script_errors += faults.len() as u64;
-        // CoppeliaSim pauses on a script error unless the scene's pauseAtError is off.
-        if self.pause_at_error && self.scheduler.pause() {
+        if pause_after_faults(&mut self.scheduler, faults, self.pause_at_error) {
             self.log(
                 300,
                 "simulation paused after a script error (scene switch pauseAtError)",

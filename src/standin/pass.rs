@@ -3,7 +3,7 @@
 //! Generic over [`Script`] so the order and the error path are tested with a recording
 //! fake; the stand-in plugs in Lua scripts.
 
-use super::scheduler::Pass;
+use super::scheduler::{Pass, Scheduler};
 
 /// A child script as the pass runner sees it.
 pub trait Script {
@@ -93,6 +93,16 @@ fn visit_actuation<S: Script>(
     }
     call(pass, i, slot, faults, |s| s.resume_thread(pass));
     call(pass, i, slot, faults, |s| s.actuation(pass));
+}
+
+/// After a pass with script errors, CoppeliaSim pauses the simulation when the scene's
+/// `pauseAtError` switch is on (notes §2). Returns whether a pause was requested.
+pub fn pause_after_faults(
+    scheduler: &mut Scheduler,
+    faults: &[ScriptFault],
+    pause_at_error: bool,
+) -> bool {
+    !faults.is_empty() && pause_at_error && scheduler.pause()
 }
 
 /// Calls one callback of a live script; on error, runs its cleanup and kills it.
@@ -189,6 +199,17 @@ pub(crate) mod tests {
             sched: &mut Scheduler,
             slots: &mut Vec<Slot<Recorder>>,
         ) -> Vec<ScriptFault> {
+            self.run_keeping(sched, slots, |_, _| {})
+        }
+
+        /// Runs one pass; `before_complete` sees the faults before the pass completes,
+        /// where the engine decides about pausing.
+        fn run_keeping(
+            &mut self,
+            sched: &mut Scheduler,
+            slots: &mut Vec<Slot<Recorder>>,
+            before_complete: impl FnOnce(&mut Scheduler, &[ScriptFault]),
+        ) -> Vec<ScriptFault> {
             let pass = sched.next_pass().unwrap();
             if pass.new_run {
                 *slots = self.names.iter().map(|_| Slot::Unloaded).collect();
@@ -209,6 +230,7 @@ pub(crate) mod tests {
             let gate_log = self.log.clone();
             let mut gate = || gate_log.borrow_mut().push(format!("gate@{}", pass.index));
             let faults = run_pass(&pass, slots, &mut load, &mut gate);
+            before_complete(sched, &faults);
             sched.complete_pass(&pass);
             faults
         }
@@ -314,6 +336,32 @@ pub(crate) mod tests {
         h.run(&mut sched, &mut slots);
         h.run(&mut sched, &mut slots);
         assert!(!h.take().iter().any(|e| e.starts_with("b:")));
+    }
+
+    #[test]
+    fn script_error_pauses_only_with_pause_at_error() {
+        for pause_at_error in [true, false] {
+            let mut h = Harness::new(&["a"]);
+            h.fail_on = Some((0, "sense", 0));
+            let mut sched = Scheduler::new(0.05);
+            let mut slots = Vec::new();
+            sched.start();
+            let faults = h.run_keeping(&mut sched, &mut slots, |s, f| {
+                pause_after_faults(s, f, pause_at_error);
+            });
+            assert_eq!(faults.len(), 1);
+            // The failing pass completed; "last before pause" runs, then time freezes.
+            let next = sched.next_pass();
+            if pause_at_error {
+                assert_eq!(next.unwrap().state, SimState::LastBeforePause);
+                h.run(&mut sched, &mut slots);
+                assert_eq!(sched.state(), SimState::Paused);
+                assert_eq!(sched.next_pass(), None);
+            } else {
+                assert_eq!(next.unwrap().state, SimState::Running);
+            }
+            assert!(!pause_after_faults(&mut sched, &[], true));
+        }
     }
 
     #[test]
