@@ -236,3 +236,60 @@ fn crash_fault_logs_cleans_up_and_pauses() {
     let summary = standin.shutdown().unwrap();
     assert_eq!(summary.script_errors, 1);
 }
+
+/// Collects STAMPs of one dummy until `n` arrived.
+fn collect_stamps(sock: &UdpSocket, n: usize) -> Vec<coppelia_bridge::wire::Stamp> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + GUARD;
+    while out.len() < n {
+        assert!(Instant::now() < deadline, "only {} stamps", out.len());
+        if let Some(Message::Stamp(s)) = recv(sock) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[test]
+fn stall_fault_delays_one_pass_by_at_least_its_duration() {
+    let (sock, port) = receiver();
+    let ext = format!("port{{{port}}}");
+    let (mut config, _log) = config(scene(0.05, false, &[("Dummy0", &ext, SENDER)]));
+    config
+        .named_params
+        .insert("test.host".into(), "127.0.0.1".into());
+    config.start = true;
+    config.speed = Some(Speed::MaxSpeed);
+    config.faults.stall = Some(coppelia_bridge::standin::Stall {
+        at_s: 0.1,
+        duration: Duration::from_millis(300),
+    });
+    let standin = spawn(config).unwrap();
+    let stamps = collect_stamps(&sock, 4);
+    standin.shutdown().unwrap();
+    // The stall happens before pass 2 (t = 0.1): a lower bound only, never a speed limit.
+    assert_eq!(stamps[2].sim_time_s, 0.1);
+    assert!(
+        stamps[2].sent_unix_s - stamps[1].sent_unix_s >= 0.3,
+        "{stamps:?}"
+    );
+}
+
+#[test]
+fn rtf_paces_simulation_time_against_wall_time() {
+    let (sock, port) = receiver();
+    let ext = format!("port{{{port}}}");
+    let (mut config, _log) = config(scene(0.05, false, &[("Dummy0", &ext, SENDER)]));
+    config
+        .named_params
+        .insert("test.host".into(), "127.0.0.1".into());
+    config.start = true;
+    config.speed = Some(Speed::RealTime { rtf: 4.0 });
+    let standin = spawn(config).unwrap();
+    let stamps = collect_stamps(&sock, 9);
+    standin.shutdown().unwrap();
+    // 8 passes = 0.4 s of simulation take at least 0.1 s of wall time at RTF 4.
+    let wall = stamps[8].sent_unix_s - stamps[0].sent_unix_s;
+    assert_eq!(stamps[8].sim_time_s, 0.4);
+    assert!(wall >= 0.099, "wall {wall}");
+}
