@@ -1,5 +1,8 @@
 //! Helpers shared by the `tests/standin_*.rs` integration tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different subset of these helpers"
+)]
 
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
