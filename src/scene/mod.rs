@@ -1,7 +1,9 @@
-//! The simple-XML scene format (`.simscene.xml`): the generator, and the plan that builds the
-//! same scene inside a running CoppeliaSim through the remote API. Pure.
+//! The simple-XML scene format (`.simscene.xml`): the generator, the parser the stand-in
+//! loads scenes with, and the plan that builds the same scene inside a running CoppeliaSim
+//! through the remote API. Pure.
 
 pub mod generate;
+pub mod parse;
 pub mod remote_build;
 
 pub use generate::{generate_scene, try_generate_scene, SceneError, SceneOptions, Transport};
