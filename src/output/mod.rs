@@ -22,7 +22,7 @@ pub mod fixtures;
 pub mod format;
 pub mod json_stream;
 pub mod log_file;
-// pub mod prometheus;
+pub mod prometheus;
 // pub mod report;
 pub mod rtf_csv;
 pub mod run_dir;
@@ -34,7 +34,7 @@ use std::path::PathBuf;
 
 pub use events::{diff_events, Event, EventKind};
 pub use json_stream::snapshot_json_line;
-// pub use prometheus::{render_prometheus, serve_metrics};
+pub use prometheus::{render_prometheus, serve_metrics};
 // pub use report::{write_report, ReportError};
 pub use run_dir::{default_run_dir, RunWriter};
 pub use samples_csv::{SampleCsvWriter, SampleRow};
