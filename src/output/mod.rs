@@ -28,7 +28,7 @@ pub mod rtf_csv;
 pub mod run_dir;
 pub mod samples_csv;
 pub mod summary;
-// pub mod tui;
+pub mod tui;
 
 use std::path::PathBuf;
 
@@ -39,7 +39,7 @@ pub use report::{write_report, ReportError};
 pub use run_dir::{default_run_dir, RunWriter};
 pub use samples_csv::{SampleCsvWriter, SampleRow};
 pub use summary::{write_atomic, RunMeta, Summary};
-// pub use tui::{plain_lines, run_tui, RunInfo, UiAction, ViewState};
+pub use tui::{plain_lines, run_tui, RunInfo, UiAction, ViewState};
 
 /// A failure writing one of the run directory's files.
 #[derive(Debug, thiserror::Error)]
