@@ -62,6 +62,8 @@ pub fn sample_snapshot_series(n: usize) -> Vec<RunSnapshot> {
                 d.rate.wall_hz_1s = Some(20.0 * dip);
                 if let Some(loss) = &mut d.loss {
                     loss.lost = (i / 4) as u64 * u64::from(d.id);
+                    loss.expected = loss.received + loss.lost;
+                    loss.loss_pct = 100.0 * loss.lost as f64 / loss.expected as f64;
                 }
             }
             if let Some(sim) = &mut s.sim {

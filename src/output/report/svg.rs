@@ -114,7 +114,7 @@ fn legend(svg: &mut String, plot: &Plot) {
             y - 4.0,
             x + 18.0,
             y,
-            escape(&truncate(&s.name, 22))
+            escape(&truncate(&s.name, 26))
         );
     }
 }
@@ -291,11 +291,23 @@ fn x_ticks(f: &Frame) -> Vec<(f64, String)> {
     if !f.log_x {
         return linear_ticks(f.x0, f.x1, 10.0);
     }
-    // Powers of ten inside the range, labelled in data units.
-    let (first, last) = (f.x0.ceil() as i32, f.x1.floor() as i32);
+    log_ticks(f.x0, f.x1)
+}
+
+/// Ticks for a log10 axis spanning `lo..hi` (in log10 units): powers of ten, plus 2× and
+/// 5× when fewer than three decades would leave the axis nearly unlabelled.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
+    let (first, last) = (lo.floor() as i32, hi.ceil() as i32);
+    let mantissas: &[f64] = if hi - lo < 3.0 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0]
+    };
     (first..=last)
         .take(20)
-        .map(|e| (10f64.powi(e), si_label(10f64.powi(e))))
+        .flat_map(|e| mantissas.iter().map(move |m| m * 10f64.powi(e)))
+        .filter(|v| (lo..=hi).contains(&v.log10()))
+        .map(|v| (v, si_label(v)))
         .collect()
 }
 
@@ -465,6 +477,11 @@ mod tests {
         let svg = render(&plot);
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
         assert!(svg.contains(">100<") && svg.contains(">10k<"));
+        let labels: Vec<String> = log_ticks(2.0f64.log10() + 1.0, 4000f64.log10())
+            .into_iter()
+            .map(|t| t.1)
+            .collect();
+        assert_eq!(labels, ["20", "50", "100", "200", "500", "1k", "2k"]);
         let one = Plot {
             series: vec![Series {
                 name: "b".into(),
