@@ -2,6 +2,7 @@
 //!
 //! An empty cell means "unavailable" (legacy senders have no seq, step or sender clock).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -109,12 +110,13 @@ impl SampleCsvWriter {
     /// Appends one row to its dummy's file.
     pub fn write(&mut self, row: &SampleRow) -> Result<(), OutputError> {
         let path = self.dir.join(sample_file_name(row.dummy));
-        if !self.files.contains_key(&row.dummy) {
-            let file = File::create(&path).map_err(|e| OutputError::io("create", &path, e))?;
-            self.files
-                .insert(row.dummy, SampleCsv::new(BufWriter::new(file)));
-        }
-        let sink = self.files.get_mut(&row.dummy).expect("inserted above");
+        let sink = match self.files.entry(row.dummy) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => {
+                let file = File::create(&path).map_err(|e| OutputError::io("create", &path, e))?;
+                v.insert(SampleCsv::new(BufWriter::new(file)))
+            }
+        };
         sink.write_record(row)
             .map_err(|e| OutputError::io("write", &path, e))
     }

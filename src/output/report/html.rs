@@ -31,12 +31,12 @@ svg .nodata{text-anchor:middle;fill:#999;font-size:14px}";
 pub fn render_page(data: &RunData) -> String {
     let mut page = String::with_capacity(64 * 1024);
     let title = format!("coppelia-bridge report — {}", data.summary.started_utc);
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{CSS}</style></head><body>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{CSS}</style></head><body>",
         escape(&title)
     );
-    let _ = write!(page, "<h1>{}</h1>\n", escape(&title));
+    let _ = writeln!(page, "<h1>{}</h1>", escape(&title));
     run_section(&mut page, data);
     dummy_table(&mut page, &data.summary.final_snapshot.dummies);
     if let Some(sim) = &data.summary.final_snapshot.sim {
@@ -81,7 +81,7 @@ fn run_section(page: &mut String, data: &RunData) {
     }
     page.push_str("</table>\n");
     if data.skipped_rows > 0 {
-        let _ = write!(page, "<p class=\"note\">{} CSV rows did not parse and were left out (truncated by an interrupted run?).</p>\n", data.skipped_rows);
+        let _ = writeln!(page, "<p class=\"note\">{} CSV rows did not parse and were left out (truncated by an interrupted run?).</p>", data.skipped_rows);
     }
 }
 
@@ -377,13 +377,19 @@ fn events_section(page: &mut String, data: &RunData) {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         let dummy = e.dummy.map_or_else(|| "-".to_owned(), |d| d.to_string());
-        let _ = write!(page, "<tr><td>{:.3}</td><td class=\"l\">{}</td><td>{dummy}</td><td class=\"l\">{}</td></tr>\n", e.elapsed_s, escape(&kind), escape(&e.message));
+        let _ = writeln!(
+            page,
+            "<tr><td>{:.3}</td><td class=\"l\">{}</td><td>{dummy}</td><td class=\"l\">{}</td></tr>",
+            e.elapsed_s,
+            escape(&kind),
+            escape(&e.message)
+        );
     }
     page.push_str("</table>\n");
     if data.events.len() > MAX_EVENT_ROWS {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<p class=\"muted\">… and {} more in events.jsonl.</p>\n",
+            "<p class=\"muted\">… and {} more in events.jsonl.</p>",
             data.events.len() - MAX_EVENT_ROWS
         );
     }
@@ -395,7 +401,7 @@ fn sessions_section(page: &mut String, data: &RunData) {
         page.push_str("<h2>Earlier sessions</h2><table><tr><th class=\"l\">dummy</th><th>session</th><th class=\"l\">ended because</th><th>messages</th><th>RTF total</th><th>lost</th></tr>\n");
         for s in &data.summary.sessions {
             let f = &s.final_snapshot;
-            let _ = write!(page, "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", escape(&f.name), s.session, escape(&s.reason), f.messages, opt(f.rtf.total, 3), opt_count(f.loss.as_ref().map(|l| l.lost)));
+            let _ = writeln!(page, "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", escape(&f.name), s.session, escape(&s.reason), f.messages, opt(f.rtf.total, 3), opt_count(f.loss.as_ref().map(|l| l.lost)));
         }
         page.push_str("</table>\n");
     }
@@ -407,9 +413,9 @@ fn sessions_section(page: &mut String, data: &RunData) {
                 .iter()
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect();
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>\n",
+                "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
                 escape(&r.source),
                 r.total,
                 escape(&reasons.join(", "))
