@@ -105,3 +105,36 @@ fn tiny_terminal_does_not_panic() {
         draw(w, h, |f, _| widgets::render(f, &state, &info(Some(30.0))));
     }
 }
+
+/// Runs the real terminal loop against a changing snapshot, for a person (or tmux) to
+/// look at: `COPPELIA_BRIDGE_LIVE_TUI=1 cargo test --test output_tui -- --ignored --nocapture`.
+/// Ends on q, or after 60 s at most.
+#[tokio::test]
+#[ignore = "needs a terminal; run by hand"]
+async fn live_terminal_loop() {
+    if std::env::var_os("COPPELIA_BRIDGE_LIVE_TUI").is_none() {
+        return;
+    }
+    let series = sample_snapshot_series(60);
+    let (tx, rx) = tokio::sync::watch::channel(series[0].clone());
+    let (actions_tx, mut actions) = tokio::sync::mpsc::channel(16);
+    let feeder = tokio::spawn(async move {
+        for s in series.into_iter().cycle().take(600) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if tx.send(s).is_err() {
+                break;
+            }
+        }
+    });
+    let ui = coppelia_bridge::output::run_tui(rx, actions_tx, info(Some(60.0)));
+    if let Ok(result) = tokio::time::timeout(std::time::Duration::from_secs(60), ui).await {
+        result.unwrap();
+    }
+    feeder.abort();
+    let mut seen = Vec::new();
+    while let Ok(a) = actions.try_recv() {
+        seen.push(a);
+    }
+    eprintln!("actions: {seen:?}");
+    assert!(seen.is_empty() || seen.last() == Some(&coppelia_bridge::output::UiAction::Quit));
+}

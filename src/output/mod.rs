@@ -51,6 +51,8 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} already holds a run ({file} exists): pick a new directory with --out, or move the old run away")]
+    RunDirExists { path: PathBuf, file: &'static str },
     #[error("cannot encode {what} as JSON: {source} (this is a bug; please report it)")]
     Json {
         what: &'static str,

@@ -38,7 +38,18 @@ pub struct RunWriter {
 
 impl RunWriter {
     /// Creates `dir` (and parents) and opens `rtf.csv`, `events.jsonl` and `samples/`.
+    /// Refuses a directory that already holds a run, rather than truncate its files.
     pub fn create(dir: &Path, meta: RunMeta) -> Result<Self, OutputError> {
+        if dir.join(SUMMARY_FILE).exists() || dir.join(RTF_FILE).exists() {
+            return Err(OutputError::RunDirExists {
+                path: dir.to_owned(),
+                file: if dir.join(SUMMARY_FILE).exists() {
+                    SUMMARY_FILE
+                } else {
+                    RTF_FILE
+                },
+            });
+        }
         std::fs::create_dir_all(dir).map_err(|e| OutputError::io("create directory", dir, e))?;
         let open = |name: &str| {
             let path = dir.join(name);
@@ -148,5 +159,19 @@ mod tests {
             .finish(&sample_run_snapshot(), &[], RUN_START_UNIX_S + 13.0)
             .unwrap();
         assert!(dir.join(SUMMARY_FILE).is_file());
+    }
+
+    #[test]
+    fn an_existing_run_is_not_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = RunMeta::for_this_process(RUN_START_UNIX_S, Default::default());
+        let w = RunWriter::create(tmp.path(), meta.clone()).unwrap();
+        w.finish(&sample_run_snapshot(), &[], RUN_START_UNIX_S + 1.0)
+            .unwrap();
+        let err = RunWriter::create(tmp.path(), meta).unwrap_err().to_string();
+        assert!(err.contains("already holds a run"), "{err}");
+        assert!(err.contains("--out"), "{err}");
+        let summary = std::fs::read_to_string(tmp.path().join(SUMMARY_FILE)).unwrap();
+        assert!(summary.contains("\"final\""), "old summary kept");
     }
 }

@@ -110,27 +110,46 @@ const DUMMY_HEADERS: [&str; 22] = [
     "clock warnings",
 ];
 
+/// Columns of the first dummy table (identity, rate, RTF); the second repeats the name
+/// and shows the rest, so neither needs horizontal scrolling.
+const FIRST_TABLE_COLUMNS: usize = 12;
+
 fn dummy_table(page: &mut String, dummies: &[DummySnapshot]) {
-    page.push_str("<h2>Dummies (final)</h2><p class=\"muted\">Rows in orange were off the target RTF at the end. <code>-</code> = unavailable (e.g. legacy senders have no sender clock or seq).</p><div class=\"scroll\"><table><tr>");
-    for (i, h) in DUMMY_HEADERS.iter().enumerate() {
-        let class = if i == 0 || i == 2 || i == 4 {
+    page.push_str("<h2>Dummies (final)</h2><p class=\"muted\">Rows in orange were off the target RTF at the end. <code>-</code> = unavailable (e.g. legacy senders have no sender clock or seq).</p>\n");
+    let rows: Vec<(bool, Vec<String>)> = dummies
+        .iter()
+        .map(|d| (d.off_target, dummy_cells(d)))
+        .collect();
+    let all: Vec<usize> = (0..DUMMY_HEADERS.len()).collect();
+    let (first, rest) = all.split_at(FIRST_TABLE_COLUMNS);
+    let second: Vec<usize> = std::iter::once(0).chain(rest.iter().copied()).collect();
+    for columns in [first, &second[..]] {
+        table_of_columns(page, columns, &rows);
+    }
+}
+
+fn table_of_columns(page: &mut String, columns: &[usize], rows: &[(bool, Vec<String>)]) {
+    // Text columns (name, transport, state) are left-aligned.
+    let class = |i: usize| {
+        if matches!(i, 0 | 2 | 4) {
             " class=\"l\""
         } else {
             ""
-        };
-        let _ = write!(page, "<th{class}>{h}</th>");
+        }
+    };
+    page.push_str("<div class=\"scroll\"><table><tr>");
+    for &i in columns {
+        let _ = write!(page, "<th{}>{}</th>", class(i), DUMMY_HEADERS[i]);
     }
     page.push_str("</tr>\n");
-    for d in dummies {
-        let class = if d.off_target { " class=\"off\"" } else { "" };
-        let _ = write!(page, "<tr{class}>");
-        for (i, cell) in dummy_cells(d).iter().enumerate() {
-            let class = if i == 0 || i == 2 || i == 4 {
-                " class=\"l\""
-            } else {
-                ""
-            };
-            let _ = write!(page, "<td{class}>{}</td>", escape(cell));
+    for (off_target, cells) in rows {
+        page.push_str(if *off_target {
+            "<tr class=\"off\">"
+        } else {
+            "<tr>"
+        });
+        for &i in columns {
+            let _ = write!(page, "<td{}>{}</td>", class(i), escape(&cells[i]));
         }
         page.push_str("</tr>\n");
     }
