@@ -11,7 +11,7 @@ trap 'rm -rf "$profile"' EXIT
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
   --user-data-dir="$profile" --hide-scrollbars --screenshot=/tmp/report.png \
-  --window-size=1200,2600 "file://$run_dir/report.html"
+  --window-size=1200,3000 "file://$run_dir/report.html"
 mkdir -p docs/img
 cp /tmp/report.png docs/img/report.png
 ls -l docs/img/report.png

@@ -90,10 +90,11 @@ pub fn sample_rows(ids: &[u32], n: u32) -> Vec<SampleRow> {
 fn sample_row(id: u32, k: u32) -> SampleRow {
     let sim_time_s = f64::from(k) * 0.05;
     let recv_unix_s = RUN_START_UNIX_S + sim_time_s * 1.02 + 0.01;
-    let latency_us = if k % 50 == 49 {
-        4_000.0
+    // Dummy 1 is slower and spikes on a different period, so the plots tell them apart.
+    let latency_us = if k % (50 + 13 * id) == 49 {
+        4_000.0 + 1_500.0 * f64::from(id)
     } else {
-        150.0 + f64::from((k * 37 + id * 11) % 100)
+        150.0 + 250.0 * f64::from(id) + f64::from((k * 37 + id * 11) % 100)
     };
     let legacy = id == 2;
     SampleRow {
