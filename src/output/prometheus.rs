@@ -326,12 +326,6 @@ pub enum MetricsServerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot accept Prometheus connections on {addr}: {source}")]
-    Accept {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// A bound `/metrics` listener (bind and serve are split so tests can bind port 0 and
@@ -355,21 +349,19 @@ impl MetricsServer {
         self.addr
     }
 
-    /// Answers connections until the task is dropped or accepting fails.
-    pub async fn serve(
-        self,
-        rx: watch::Receiver<RunSnapshot>,
-        instance: String,
-    ) -> Result<(), MetricsServerError> {
+    /// Answers connections until the task is dropped. Accept errors (e.g. out of file
+    /// descriptors) are logged and retried after a pause: the scrape endpoint must not
+    /// end the run.
+    pub async fn serve(self, rx: watch::Receiver<RunSnapshot>, instance: String) {
         loop {
-            let (stream, _) =
-                self.listener
-                    .accept()
-                    .await
-                    .map_err(|source| MetricsServerError::Accept {
-                        addr: self.addr,
-                        source,
-                    })?;
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("cannot accept Prometheus connections on {}: {e}", self.addr);
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            };
             let body = render_prometheus(&rx.borrow(), &instance);
             tokio::spawn(async move {
                 if let Err(e) = answer(stream, body).await {
@@ -380,13 +372,18 @@ impl MetricsServer {
     }
 }
 
-/// Binds `addr` and serves `GET /metrics` from the latest snapshot in `rx`.
+/// Pause after a failed accept.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Binds `addr` and serves `GET /metrics` from the latest snapshot in `rx`; returns only
+/// on a bind error (abort the task to stop it).
 pub async fn serve_metrics(
     addr: SocketAddr,
     rx: watch::Receiver<RunSnapshot>,
     instance: String,
 ) -> Result<(), MetricsServerError> {
-    MetricsServer::bind(addr).await?.serve(rx, instance).await
+    MetricsServer::bind(addr).await?.serve(rx, instance).await;
+    Ok(())
 }
 
 /// Largest request head read; scrapers send a few hundred bytes.

@@ -342,14 +342,9 @@ fn plots(page: &mut String, data: &RunData) {
 
 fn latency_plots(data: &RunData, time: String) -> (Plot, Plot) {
     let names = names(data);
-    let start = data.summary.started_unix_s;
     let mut over_time = Vec::new();
     let mut cdfs = Vec::new();
-    for (id, rows) in &data.samples {
-        let pts: Vec<(f64, f64)> = rows
-            .iter()
-            .filter_map(|r| Some((r.recv_unix_s - start, r.latency_us?)))
-            .collect();
+    for (id, pts) in &data.latency {
         if pts.is_empty() {
             continue;
         }
@@ -360,7 +355,7 @@ fn latency_plots(data: &RunData, time: String) -> (Plot, Plot) {
         });
         over_time.push(Series {
             name: name_of(&names, *id),
-            points: svg::decimate(&pts, MAX_POINTS),
+            points: svg::decimate(pts, MAX_POINTS),
         });
     }
     let over_time = Plot {

@@ -41,8 +41,10 @@ pub enum ReportError {
 pub struct RunData {
     pub summary: Summary,
     pub rtf: Vec<RtfRow>,
-    /// Per dummy id, in arrival order.
-    pub samples: BTreeMap<u32, Vec<SampleRow>>,
+    /// Per dummy id, in arrival order: (receive time since the run started s, raw
+    /// latency µs) of every message that has a latency. Only these two numbers are kept,
+    /// so a long run with many dummies fits in memory.
+    pub latency: BTreeMap<u32, Vec<(f64, f64)>>,
     pub events: Vec<Event>,
     /// CSV rows that did not parse and were left out (a run killed mid-write leaves a
     /// truncated last row).
@@ -73,10 +75,11 @@ pub fn load_run(dir: &Path) -> Result<RunData, ReportError> {
         });
     }
     let text = read(&summary_path)?;
-    let summary = serde_json::from_str(&text).map_err(|source| ReportError::Summary {
+    let summary: Summary = serde_json::from_str(&text).map_err(|source| ReportError::Summary {
         path: summary_path,
         source,
     })?;
+    let start = summary.started_unix_s;
     let mut skipped_rows = 0;
     let rtf = match optional(&dir.join(RTF_FILE))? {
         Some(text) => lenient_csv(&text, &mut skipped_rows),
@@ -85,7 +88,7 @@ pub fn load_run(dir: &Path) -> Result<RunData, ReportError> {
     Ok(RunData {
         summary,
         rtf,
-        samples: load_samples(&dir.join(SAMPLES_DIR), &mut skipped_rows)?,
+        latency: load_latency(&dir.join(SAMPLES_DIR), start, &mut skipped_rows)?,
         events: optional(&dir.join(EVENTS_FILE))?.map_or_else(Vec::new, |t| read_events(&t)),
         skipped_rows,
     })
@@ -121,11 +124,12 @@ fn lenient_csv<T: serde::de::DeserializeOwned>(text: &str, skipped: &mut usize) 
     rows
 }
 
-fn load_samples(
+fn load_latency(
     dir: &Path,
+    start_unix_s: f64,
     skipped: &mut usize,
-) -> Result<BTreeMap<u32, Vec<SampleRow>>, ReportError> {
-    let mut out = BTreeMap::new();
+) -> Result<BTreeMap<u32, Vec<(f64, f64)>>, ReportError> {
+    let mut out: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(out);
     };
@@ -135,9 +139,24 @@ fn load_samples(
         .collect();
     paths.sort();
     for path in paths {
-        let rows: Vec<SampleRow> = lenient_csv(&read(&path)?, skipped);
-        for row in rows {
-            out.entry(row.dummy).or_insert_with(Vec::new).push(row);
+        let file = std::fs::File::open(&path).map_err(|source| ReportError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        // Streamed row by row: sample files are the largest part of a run directory.
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(std::io::BufReader::new(file));
+        for row in reader.deserialize::<SampleRow>() {
+            match row {
+                Ok(r) => {
+                    if let Some(latency_us) = r.latency_us {
+                        let point = (r.recv_unix_s - start_unix_s, latency_us);
+                        out.entry(r.dummy).or_default().push(point);
+                    }
+                }
+                Err(_) => *skipped += 1,
+            }
         }
     }
     Ok(out)
