@@ -99,6 +99,18 @@ fn whole_screen() {
 }
 
 #[test]
+fn odd_durations_do_not_panic_the_gauge() {
+    let mut state = ViewState::new(sample_run_snapshot());
+    for (elapsed, duration) in [(5.0, 0.0), (f64::NAN, 30.0), (50.0, 30.0), (-1.0, 30.0)] {
+        state.shown.elapsed_s = elapsed;
+        let t = draw(80, 5, |f, a| {
+            widgets::render_header(f, a, &state, &info(Some(duration)))
+        });
+        assert!(t.backend().to_string().contains('%'));
+    }
+}
+
+#[test]
 fn tiny_terminal_does_not_panic() {
     let state = state_with_history();
     for (w, h) in [(1, 1), (10, 3), (30, 8), (0, 0)] {

@@ -43,77 +43,79 @@ pub fn render(frame: &mut Frame, state: &ViewState, info: &RunInfo) {
 /// CoppeliaSim state, simulation time, global RTF, remote API round trip, elapsed and
 /// remaining time, and a progress gauge for bounded runs.
 pub fn render_header(frame: &mut Frame, area: Rect, state: &ViewState, info: &RunInfo) {
-    let s = &state.shown;
     let block = Block::bordered().title(format!(" coppelia-bridge · {} ", info.instance));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let sim_line = match &s.sim {
-        Some(sim) => Line::from(vec![
-            "CoppeliaSim ".into(),
-            Span::styled(sim.state.clone(), HEADER_STYLE),
-            format!(" {}", sim.version.as_deref().unwrap_or("")).into(),
-            format!("  sim t {} s", opt(sim.sim_time_s, 3)).into(),
-            format!(
-                "  RTF 1 s {} · 10 s {} · total {}",
-                opt(sim.rtf.last_1s, 3),
-                opt(sim.rtf.last_10s, 3),
-                opt(sim.rtf.total, 3)
-            )
-            .into(),
-            format!(
-                "  remote RTT p50 {} µs",
-                opt_us(sim.remote_rtt.as_ref().map(|l| l.p50_us))
-            )
-            .into(),
-        ]),
-        None => Line::from("CoppeliaSim - (remote API not used)"),
-    };
-    let off = s.dummies.iter().filter(|d| d.off_target).count();
-    let remaining = info
-        .duration_s
-        .map(|d| format::duration_s((d - s.elapsed_s).max(0.0)));
-    let mut run_line = vec![
-        format!("elapsed {}", format::duration_s(s.elapsed_s)).into(),
-        format!(
-            "  remaining {}",
-            remaining.as_deref().unwrap_or("- (until q)")
-        )
-        .into(),
-        format!("  dummies {}", s.dummies.len()).into(),
-    ];
-    if off > 0 {
-        run_line.push(Span::styled(
-            format!(" ({off} off target)"),
-            OFF_TARGET_STYLE,
-        ));
-    }
-    run_line.push(format!("  listen {}", info.listen).into());
-    if state.frozen {
-        run_line.push(Span::styled(
-            "  FROZEN (p)",
-            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-        ));
-    }
     // Exactly as many one-line rows as there is content: extra constraints would steal
     // a row from the run line when the area is short.
     let lines = if info.duration_s.is_some() { 3 } else { 2 };
     let rows = Layout::vertical(vec![Constraint::Length(1); lines]).split(inner);
-    frame.render_widget(Paragraph::new(sim_line), rows[0]);
-    frame.render_widget(Paragraph::new(Line::from(run_line)), rows[1]);
-    if let Some(duration) = info.duration_s {
-        let ratio = if duration > 0.0 {
-            (s.elapsed_s / duration).clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-        let gauge = Gauge::default()
-            .ratio(ratio)
-            .label(format!("{:.0} %", ratio * 100.0))
-            .gauge_style(Style::new().fg(Color::Green));
-        if let Some(row) = rows.get(2) {
-            frame.render_widget(gauge, *row);
-        }
+    frame.render_widget(Paragraph::new(sim_line(state)), rows[0]);
+    frame.render_widget(Paragraph::new(run_line(state, info)), rows[1]);
+    if let (Some(duration), Some(row)) = (info.duration_s, rows.get(2)) {
+        frame.render_widget(progress(state.shown.elapsed_s, duration), *row);
     }
+}
+
+fn sim_line(state: &ViewState) -> Line<'static> {
+    let Some(sim) = &state.shown.sim else {
+        return Line::from("CoppeliaSim - (remote API not used)");
+    };
+    let rtf = &sim.rtf;
+    Line::from(vec![
+        "CoppeliaSim ".into(),
+        Span::styled(sim.state.clone(), HEADER_STYLE),
+        format!(" {}", sim.version.as_deref().unwrap_or("")).into(),
+        format!("  sim t {} s", opt(sim.sim_time_s, 3)).into(),
+        format!(
+            "  RTF 1 s {} · 10 s {} · total {}",
+            opt(rtf.last_1s, 3),
+            opt(rtf.last_10s, 3),
+            opt(rtf.total, 3)
+        )
+        .into(),
+        format!(
+            "  remote RTT p50 {} µs",
+            opt_us(sim.remote_rtt.as_ref().map(|l| l.p50_us))
+        )
+        .into(),
+    ])
+}
+
+fn run_line(state: &ViewState, info: &RunInfo) -> Line<'static> {
+    let s = &state.shown;
+    let remaining = info.duration_s.map_or_else(
+        || "- (until q)".to_owned(),
+        |d| format::duration_s((d - s.elapsed_s).max(0.0)),
+    );
+    let mut spans: Vec<Span> = vec![
+        format!("elapsed {}", format::duration_s(s.elapsed_s)).into(),
+        format!("  remaining {remaining}").into(),
+        format!("  dummies {}", s.dummies.len()).into(),
+    ];
+    let off = s.dummies.iter().filter(|d| d.off_target).count();
+    if off > 0 {
+        spans.push(Span::styled(
+            format!(" ({off} off target)"),
+            OFF_TARGET_STYLE,
+        ));
+    }
+    spans.push(format!("  listen {}", info.listen).into());
+    if state.frozen {
+        let style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
+        spans.push(Span::styled("  FROZEN (p)", style));
+    }
+    Line::from(spans)
+}
+
+fn progress(elapsed_s: f64, duration_s: f64) -> Gauge<'static> {
+    // Gauge::ratio panics outside 0..=1, and NaN passes through clamp.
+    let ratio = (elapsed_s / duration_s).clamp(0.0, 1.0);
+    let ratio = if ratio.is_finite() { ratio } else { 0.0 };
+    Gauge::default()
+        .ratio(ratio)
+        .label(format!("{:.0} %", ratio * 100.0))
+        .gauge_style(Style::new().fg(Color::Green))
 }
 
 const COLUMNS: [(&str, u16); 13] = [
