@@ -1,12 +1,22 @@
-//! `coppelia-bridge report` (to be written).
+//! `coppelia-bridge report DIR`: writes `report.html` for a run directory (also done at
+//! the end of every `run`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
 
 /// Flags of `coppelia-bridge report`.
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {}
+pub struct ReportArgs {
+    /// Run directory written by `coppelia-bridge run --out DIR` (holds summary.json).
+    pub dir: PathBuf,
+}
 
 /// Runs `coppelia-bridge report`.
-pub fn execute(_args: ReportArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`report` is not implemented yet")
+pub fn execute(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let path = crate::output::write_report(&args.dir)
+        .with_context(|| format!("cannot write the report for {}", args.dir.display()))?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
 }

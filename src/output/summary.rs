@@ -1,0 +1,190 @@
+//! `summary.json`: the final [`RunSnapshot`] plus run metadata. Schema:
+//! `docs/summary.schema.json`, described in `docs/OUTPUT.md`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{RunSnapshot, SessionRecord};
+
+use super::{format, OutputError};
+
+/// Version of the `summary.json` layout; bumped on incompatible changes.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+
+/// What the run was: how it was started and with which settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// `std::env::args()` of the bridge.
+    pub command_line: Vec<String>,
+    /// The bridge's version (`CARGO_PKG_VERSION`).
+    pub version: String,
+    pub started_unix_s: f64,
+    /// Effective settings (flag name → value), e.g. `"listen": "127.0.0.1:8888"`.
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+impl RunMeta {
+    /// Metadata for this process: its command line and the crate version.
+    pub fn for_this_process(
+        started_unix_s: f64,
+        settings: BTreeMap<String, serde_json::Value>,
+    ) -> Self {
+        Self {
+            command_line: std::env::args().collect(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_unix_s,
+            settings,
+        }
+    }
+}
+
+/// The whole of `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub tool: String,
+    pub version: String,
+    pub command_line: Vec<String>,
+    pub started_unix_s: f64,
+    /// RFC 3339 UTC form of `started_unix_s`, for people.
+    pub started_utc: String,
+    /// `None` while the run is still going (periodic summaries).
+    pub ended_unix_s: Option<f64>,
+    pub ended_utc: Option<String>,
+    pub settings: BTreeMap<String, serde_json::Value>,
+    /// Earlier sessions of dummies that restarted.
+    pub sessions: Vec<SessionRecord>,
+    /// The last snapshot of the run.
+    #[serde(rename = "final")]
+    pub final_snapshot: RunSnapshot,
+}
+
+impl Summary {
+    pub fn new(
+        meta: &RunMeta,
+        final_snapshot: &RunSnapshot,
+        sessions: &[SessionRecord],
+        ended_unix_s: Option<f64>,
+    ) -> Self {
+        Self {
+            schema_version: SUMMARY_SCHEMA_VERSION,
+            tool: "coppelia-bridge".to_owned(),
+            version: meta.version.clone(),
+            command_line: meta.command_line.clone(),
+            started_unix_s: meta.started_unix_s,
+            started_utc: format::utc_rfc3339(meta.started_unix_s),
+            ended_unix_s,
+            ended_utc: ended_unix_s.map(format::utc_rfc3339),
+            settings: meta.settings.clone(),
+            sessions: sessions.to_vec(),
+            final_snapshot: final_snapshot.clone(),
+        }
+    }
+
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> Result<Vec<u8>, OutputError> {
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|source| OutputError::Json {
+            what: "summary.json",
+            source,
+        })?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see either the old or the new content, never
+/// a partial file: write a temporary file in the same directory, fsync it, rename it over
+/// `path` (rename is atomic within one file system, POSIX `rename(2)`).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile_in(dir, path)?;
+    tmp.file
+        .write_all(bytes)
+        .and_then(|()| tmp.file.sync_all())
+        .map_err(|e| OutputError::io("write", &tmp.path, e))?;
+    std::fs::rename(&tmp.path, path).map_err(|e| OutputError::io("rename into place", path, e))?;
+    tmp.renamed = true;
+    Ok(())
+}
+
+/// A temporary file removed on drop unless renamed.
+struct TempFile {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    renamed: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn tempfile_in(dir: &Path, target: &Path) -> Result<TempFile, OutputError> {
+    let name = target
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy());
+    let path = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let file = std::fs::File::create(&path).map_err(|e| OutputError::io("create", &path, e))?;
+    Ok(TempFile {
+        file,
+        path,
+        renamed: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::fixtures::{sample_run_snapshot, sample_sessions, RUN_START_UNIX_S};
+
+    #[test]
+    fn atomic_write_replaces_content_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn atomic_write_to_a_missing_directory_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("summary.json");
+        let err = write_atomic(&path, b"x").unwrap_err().to_string();
+        assert!(err.contains("missing"), "{err}");
+        assert!(err.contains("--out"), "{err}");
+    }
+
+    #[test]
+    fn summary_round_trips_and_keeps_unavailable_values_null() {
+        let meta = RunMeta {
+            command_line: vec!["coppelia-bridge".into(), "run".into()],
+            version: "0.1.0".into(),
+            started_unix_s: RUN_START_UNIX_S,
+            settings: BTreeMap::new(),
+        };
+        let s = Summary::new(
+            &meta,
+            &sample_run_snapshot(),
+            &sample_sessions(),
+            Some(RUN_START_UNIX_S + 12.5),
+        );
+        let bytes = s.to_json().unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(value["started_utc"], "2026-01-02T03:04:05Z");
+        assert!(value["final"]["dummies"][2]["latency"].is_null());
+        let back: Summary = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, s);
+    }
+}

@@ -1,0 +1,75 @@
+//! Without a terminal (or with `--no-tui`): one concise line per dummy, printed through
+//! tracing by the app every `--print-interval`.
+
+use crate::metrics::RunSnapshot;
+use crate::output::format::{opt, opt_us};
+use crate::output::rtf_csv::state_name;
+
+/// A line for the simulation (if the remote API is in use), then one per dummy in id
+/// order. `-` marks unavailable values; `OFF-TARGET` ends the line of a dummy whose 1 s
+/// RTF is off the target.
+pub fn plain_lines(snapshot: &RunSnapshot) -> Vec<String> {
+    let mut lines = Vec::with_capacity(snapshot.dummies.len() + 1);
+    if let Some(sim) = &snapshot.sim {
+        lines.push(format!(
+            "sim state={} t={}s rtf1s={} rtf10s={} remote_rtt_p50={}us elapsed={:.1}s",
+            sim.state,
+            opt(sim.sim_time_s, 3),
+            opt(sim.rtf.last_1s, 3),
+            opt(sim.rtf.last_10s, 3),
+            opt_us(sim.remote_rtt.as_ref().map(|l| l.p50_us)),
+            snapshot.elapsed_s
+        ));
+    }
+    let mut dummies: Vec<_> = snapshot.dummies.iter().collect();
+    dummies.sort_by_key(|d| d.id);
+    for d in dummies {
+        let lat = d.latency.as_ref();
+        let mut line = format!(
+            "{} #{} {} msgs={} rate={}Hz rtf1s={} rtf10s={} lat_p50={}us lat_p99={}us jitter={}us loss={}%",
+            d.name,
+            d.id,
+            state_name(d),
+            d.messages,
+            opt(d.rate.wall_hz_1s, 1),
+            opt(d.rtf.last_1s, 3),
+            opt(d.rtf.last_10s, 3),
+            opt_us(lat.map(|l| l.p50_us)),
+            opt_us(lat.map(|l| l.p99_us)),
+            opt(d.jitter_rfc3550_us, 0),
+            opt(d.loss.as_ref().map(|l| l.loss_pct), 2),
+        );
+        if d.off_target {
+            line.push_str(" OFF-TARGET");
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::fixtures::sample_run_snapshot;
+
+    #[test]
+    fn one_line_for_the_sim_and_one_per_dummy() {
+        let lines = plain_lines(&sample_run_snapshot());
+        assert_eq!(lines.len(), 4);
+        assert!(
+            lines[0].starts_with("sim state=running t=12.450s rtf1s=0.970"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(
+            lines[1],
+            "Dummy0 #0 active msgs=250 rate=20.0Hz rtf1s=0.998 rtf10s=0.995 lat_p50=182us lat_p99=546us jitter=22us loss=0.00%"
+        );
+        assert!(lines[2].ends_with(" OFF-TARGET"));
+        assert!(
+            lines[3].contains("lat_p50=-us") && lines[3].contains("loss=-%"),
+            "{}",
+            lines[3]
+        );
+    }
+}
