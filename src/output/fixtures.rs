@@ -3,7 +3,7 @@
 
 use crate::metrics::{
     DummySnapshot, DummyState, LatencyStats, LossStats, RateStats, RecvClock, RtfStats,
-    RunSnapshot, SessionRecord, SimSnapshot, SourceErrors, SpreadMs, Transport, WallSource,
+    RunSnapshot, SessionRecord, SimSnapshot, SourceErrors, SpreadMs, SteppingSnapshot, Transport, WallSource,
 };
 
 use super::events::{Event, EventKind};
@@ -309,6 +309,13 @@ fn sim_snapshot() -> SimSnapshot {
         remote_rtt: Some(latency(310.0, 2_900.0)),
         version: Some("4.6.0 rev 18".to_owned()),
         disconnected_s: 0.0,
+        stepping: Some(SteppingSnapshot {
+            steps: 249,
+            steps_per_s: 19.4,
+            achieved_rtf: 0.97,
+            target_rtf: 1.0,
+            pacing_error: Some(-0.03),
+        }),
     }
 }
 
