@@ -14,7 +14,11 @@ use crate::cli::{Cli, Command};
 
 /// Runs the chosen subcommand.
 pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    // `run` and `demo` set up logging themselves (the live view owns the terminal, and
+    // the run directory gets bridge.log).
+    if !matches!(cli.command, Command::Run(_) | Command::Demo(_)) {
+        init_tracing(true, None)?;
+    }
     match cli.command {
         Command::Run(args) => run::execute(args),
         Command::Emit(args) => emit::execute(args),
@@ -48,13 +52,32 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default level (info).
-fn init_tracing() {
+/// Logs to stderr (unless the live view owns the terminal) and to `<dir>/bridge.log`;
+/// `RUST_LOG` overrides the default level (info). Keep the guard until the end: it flushes
+/// the log file.
+pub fn init_tracing(
+    to_stderr: bool,
+    log_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
+    use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    let stderr = to_stderr.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+    });
+    let (file, guard) = match log_dir {
+        Some(dir) => {
+            let (layer, guard) = crate::output::log_file::bridge_log_layer(dir)?;
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file)
         .try_init();
+    Ok(guard)
 }

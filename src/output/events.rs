@@ -36,6 +36,8 @@ pub enum EventKind {
     ClockWarning,
     /// Datagrams from a source were rejected as malformed.
     Rejected,
+    /// Informational: connections, the simulation driver's actions.
+    Info,
     Warning,
     Error,
     /// A kind written by a newer version; kept readable.

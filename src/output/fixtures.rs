@@ -3,7 +3,8 @@
 
 use crate::metrics::{
     DummySnapshot, DummyState, LatencyStats, LossStats, RateStats, RecvClock, RtfStats,
-    RunSnapshot, SessionRecord, SimSnapshot, SourceErrors, SpreadMs, SteppingSnapshot, Transport, WallSource,
+    RunSnapshot, SessionRecord, SimSnapshot, SourceErrors, SpreadMs, SteppingSnapshot, Transport,
+    WallSource,
 };
 
 use super::events::{Event, EventKind};

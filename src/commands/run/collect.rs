@@ -15,6 +15,7 @@ use crate::collector::{
 };
 use crate::metrics::aggregator::{Aggregator, Notice, NoticeLevel, SampleRecord};
 use crate::metrics::{MetricsConfig, RunSnapshot, SessionRecord, UnixNanos};
+use crate::output::UiAction;
 use crate::remote_api::driver::{self, DriverEvent, DriverHandle};
 
 /// How often snapshots are taken and stop rules checked.
@@ -124,9 +125,9 @@ pub async fn collect(args: &RunArgs) -> anyhow::Result<RunOutcome> {
     } else {
         Some(connect_sim(&args.sim).await?)
     };
-    let (_stop_tx, stop_rx) = mpsc::channel(1);
+    let (_actions_tx, actions) = mpsc::channel(1);
     let (snap_tx, _snap_rx) = watch::channel(empty_snapshot());
-    collect_with(args, receivers, sim, Box::new(NullSink), snap_tx, stop_rx).await
+    collect_with(args, receivers, sim, Box::new(NullSink), snap_tx, actions).await
 }
 
 /// The running remote-API driver and its events.
@@ -190,14 +191,14 @@ pub fn empty_snapshot() -> RunSnapshot {
 }
 
 /// The loop, with receivers, sink and control channels supplied by the caller.
-/// Sending on (or dropping every sender of) `stop_rx` ends the run as "quit".
+/// `actions` come from the live view: `Quit` ends the run, `ResetStats` clears statistics.
 pub async fn collect_with(
     args: &RunArgs,
     receivers: Receivers,
     sim: Option<SimLink>,
     mut sink: Box<dyn RunSink>,
     snapshots: watch::Sender<RunSnapshot>,
-    mut stop_rx: mpsc::Receiver<()>,
+    mut actions: mpsc::Receiver<UiAction>,
 ) -> anyhow::Result<RunOutcome> {
     let started = unix_now_ns();
     let Receivers {
@@ -225,7 +226,7 @@ pub async fn collect_with(
     let mut tick = tokio::time::interval(TICK);
     let mut printer = Printer::new(args.output.print_interval);
     let mut signals = std::pin::pin!(crate::commands::shutdown_signal());
-    let mut stop_open = true;
+    let mut actions_open = true;
     let mut view = SimView::new(started, args.sim.reference_rtf());
     let (mut sim_events, sim_handle) = match sim {
         Some(link) => {
@@ -268,9 +269,13 @@ pub async fn collect_with(
                 None => sim_events = None,
             },
             _ = &mut signals => break StopReason::Signal,
-            msg = stop_rx.recv(), if stop_open => match msg {
-                Some(()) => break StopReason::UserQuit,
-                None => stop_open = false,
+            action = actions.recv(), if actions_open => match action {
+                Some(UiAction::Quit) => break StopReason::UserQuit,
+                Some(UiAction::ResetStats) => {
+                    agg.reset(unix_now_ns());
+                    tracing::info!("statistics reset from the live view");
+                }
+                None => actions_open = false,
             },
         }
     };
@@ -465,12 +470,10 @@ impl Printer {
         }
         self.last_ns = now_ns;
         if json {
-            if let Ok(line) = serde_json::to_string(s) {
-                println!("{line}");
-            }
+            println!("{}", crate::output::snapshot_json_line(s));
             return;
         }
-        for line in super::table::plain_lines(s) {
+        for line in crate::output::plain_lines(s) {
             tracing::info!("{line}");
         }
     }

@@ -2,6 +2,7 @@
 
 mod collect;
 mod sim_view;
+mod sink;
 mod stop;
 mod table;
 
@@ -12,10 +13,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::output::{run_tui, RunInfo, RunMeta};
+
 pub use collect::{
-    bind_receivers, collect, collect_with, empty_snapshot, NullSink, Receivers, RunOutcome, RunSink,
+    bind_receivers, collect, collect_with, connect_sim, empty_snapshot, NullSink, Receivers,
+    RunOutcome, RunSink, SimLink,
 };
 pub use sim_view::SimView;
+pub use sink::DirSink;
 pub use stop::{Progress, StopReason, StopRules};
 pub use table::summary_table;
 
@@ -86,6 +91,33 @@ pub struct OutputArgs {
     /// Print a JSON snapshot per --print-interval on stdout (for scripts).
     #[arg(long)]
     pub json_stream: bool,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "COPPELIA_BRIDGE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Name of this simulation in the live view title and Prometheus labels.
+    #[arg(long, default_value = "coppeliasim", env = "COPPELIA_BRIDGE_INSTANCE")]
+    pub instance: String,
+}
+
+impl OutputArgs {
+    /// The live view is used when both ends of the terminal are a TTY, unless turned off.
+    pub fn use_tui(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.no_tui
+            && !self.json_stream
+            && std::io::stdout().is_terminal()
+            && std::io::stdin().is_terminal()
+    }
+
+    /// The run directory, if any: --out, or runs/<UTC time>/.
+    pub fn run_dir(&self, started_ns: crate::metrics::UnixNanos) -> Option<PathBuf> {
+        if self.no_out {
+            return None;
+        }
+        Some(self.out.clone().unwrap_or_else(|| {
+            crate::output::default_run_dir(std::path::Path::new("runs"), started_ns as f64 / 1e9)
+        }))
+    }
 }
 
 /// How to drive CoppeliaSim through its ZeroMQ remote API.
@@ -150,11 +182,115 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let outcome = rt.block_on(collect(&args))?;
-    report_outcome(&args.output, &outcome);
+    rt.block_on(run(&args))?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// A whole run: receivers, CoppeliaSim (unless --no-remote), live view or plain lines,
+/// run directory with report, Prometheus; prints the summary table at the end.
+pub async fn run(args: &RunArgs) -> anyhow::Result<RunOutcome> {
+    let started = crate::collector::unix_now_ns();
+    let tui = args.output.use_tui();
+    let dir = args.output.run_dir(started);
+    if let Some(d) = &dir {
+        std::fs::create_dir_all(d).with_context(|| {
+            format!(
+                "cannot create the run directory {} (choose another with --out, or --no-out)",
+                d.display()
+            )
+        })?;
+    }
+    let _log_guard = crate::commands::init_tracing(!tui, dir.as_deref())?;
+    let receivers = bind_receivers(&args.collect).await?;
+    let sim = if args.no_remote {
+        None
+    } else {
+        Some(connect_sim(&args.sim).await?)
+    };
+    let sink: Box<dyn RunSink> = match &dir {
+        Some(d) => Box::new(
+            DirSink::create(
+                d,
+                RunMeta::for_this_process(started as f64 / 1e9, settings(args)),
+                started,
+            )
+            .with_context(|| {
+                format!(
+                    "cannot create the run directory {} (choose another with --out, or --no-out)",
+                    d.display()
+                )
+            })?,
+        ),
+        None => Box::new(NullSink),
+    };
+    let (snap_tx, snap_rx) = tokio::sync::watch::channel(empty_snapshot());
+    let (ui_tx, ui_rx) = tokio::sync::mpsc::channel(16);
+    if let Some(addr) = args.output.metrics_addr {
+        let server = crate::output::prometheus::MetricsServer::bind(addr).await?;
+        tracing::info!(
+            "Prometheus metrics on http://{}/metrics",
+            server.local_addr()
+        );
+        tokio::spawn(server.serve(snap_rx.clone(), args.output.instance.clone()));
+    }
+    let view = tui.then(|| {
+        let info = RunInfo {
+            instance: args.output.instance.clone(),
+            duration_s: args.stop.duration.map(|d| d.as_secs_f64()),
+            listen: format!("udp {}", receivers.udp_addr),
+        };
+        tokio::spawn(run_tui(snap_rx.clone(), ui_tx.clone(), info))
+    });
+    drop(ui_tx);
+    let outcome = collect_with(args, receivers, sim, sink, snap_tx, ui_rx).await;
+    if let Some(view) = view {
+        // The view ends once the snapshot sender is gone; the terminal is restored after.
+        if let Ok(Err(e)) = view.await {
+            tracing::warn!("live view: {e}");
+        }
+    }
+    let outcome = outcome?;
+    report_outcome(&args.output, &outcome);
+    if let Some(d) = &dir {
+        match crate::output::write_report(d) {
+            Ok(path) => eprintln!("run directory: {}  report: {}", d.display(), path.display()),
+            Err(e) => tracing::warn!("cannot write the report: {e}"),
+        }
+    }
+    Ok(outcome)
+}
+
+/// Effective settings recorded in summary.json.
+fn settings(args: &RunArgs) -> std::collections::BTreeMap<String, serde_json::Value> {
+    use serde_json::json;
+    let dur = |d: Option<Duration>| d.map(|d| humantime::format_duration(d).to_string());
+    [
+        ("listen", json!(args.collect.listen.to_string())),
+        (
+            "tcp_listen",
+            json!(args.collect.tcp_listen.map(|a| a.to_string())),
+        ),
+        (
+            "remote",
+            json!((!args.no_remote).then(|| args.sim.remote.remote.clone())),
+        ),
+        (
+            "scene",
+            json!(args.sim.scene.as_ref().map(|p| p.display().to_string())),
+        ),
+        ("stepping", json!(args.sim.stepping)),
+        ("target_rtf", json!(args.sim.reference_rtf())),
+        ("duration", json!(dur(args.stop.duration))),
+        ("until_sim_time_s", json!(args.stop.until_sim_time)),
+        ("idle_timeout", json!(dur(Some(args.stop.idle_timeout)))),
+        ("expect_dummies", json!(args.stop.expect_dummies)),
+        ("warmup", json!(dur(Some(args.stop.warmup)))),
+        ("instance", json!(args.output.instance)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
 /// End of run: the table for people, or one last JSON line with `--json-stream`.
 fn report_outcome(output: &OutputArgs, outcome: &RunOutcome) {
     if output.json_stream {

@@ -76,24 +76,3 @@ fn row(d: &DummySnapshot) -> String {
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
-
-/// One concise line per dummy, for logs when there is no live view.
-pub fn plain_lines(s: &RunSnapshot) -> Vec<String> {
-    s.dummies
-        .iter()
-        .map(|d| {
-            format!(
-                "{} msgs={} rate={}Hz rtf1s={} rtf10s={} lat_p50={}µs lat_p99={}µs loss={}%{}",
-                d.name,
-                d.messages,
-                opt(d.rate.wall_hz_1s, 1),
-                opt(d.rtf.last_1s, 3),
-                opt(d.rtf.last_10s, 3),
-                opt(d.latency.as_ref().map(|l| l.p50_us), 0),
-                opt(d.latency.as_ref().map(|l| l.p99_us), 0),
-                opt(d.loss.as_ref().map(|l| l.loss_pct), 2),
-                if d.off_target { " OFF-TARGET" } else { "" }
-            )
-        })
-        .collect()
-}

@@ -1,0 +1,142 @@
+//! The run directory as a [`RunSink`]: samples, events, RTF series, summary, report.
+
+use std::path::{Path, PathBuf};
+
+use super::collect::RunSink;
+use super::stop::StopReason;
+use crate::metrics::aggregator::{Notice, NoticeLevel, SampleRecord};
+use crate::metrics::{RunSnapshot, SessionRecord, UnixNanos};
+use crate::output::{diff_events, Event, EventKind, RunMeta, RunWriter, SampleRow};
+
+/// RTF series rows and flushes happen at most this often.
+const PERIOD_NS: i64 = 1_000_000_000;
+
+/// Writes one run directory (`--out`).
+#[derive(Debug)]
+pub struct DirSink {
+    writer: Option<RunWriter>,
+    dir: PathBuf,
+    started_ns: UnixNanos,
+    prev: Option<RunSnapshot>,
+    last_period_ns: UnixNanos,
+}
+
+impl DirSink {
+    pub fn create(
+        dir: &Path,
+        meta: RunMeta,
+        started_ns: UnixNanos,
+    ) -> Result<Self, crate::output::OutputError> {
+        let mut writer = RunWriter::create(dir, meta)?;
+        writer.event(&Event {
+            t_unix_s: started_ns as f64 / 1e9,
+            elapsed_s: 0.0,
+            kind: EventKind::RunStarted,
+            dummy: None,
+            message: format!("coppelia-bridge {} started", env!("CARGO_PKG_VERSION")),
+        })?;
+        Ok(Self {
+            writer: Some(writer),
+            dir: dir.to_owned(),
+            started_ns,
+            prev: None,
+            last_period_ns: started_ns,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn writer(&mut self) -> std::io::Result<&mut RunWriter> {
+        self.writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the run directory is already closed"))
+    }
+}
+
+fn io(e: crate::output::OutputError) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// Which event kind a notice of the aggregator or the driver is.
+fn event_kind(n: &Notice) -> EventKind {
+    match n.kind {
+        "dummy_registered" => EventKind::DummyRegistered,
+        "new_session" | "sim_restarted" => EventKind::SessionStarted,
+        "bye" => EventKind::DummyState,
+        "rejected" => EventKind::Rejected,
+        "clock_warning" => EventKind::ClockWarning,
+        "sim_state" => EventKind::SimState,
+        "sim_failed" => EventKind::Error,
+        _ if n.level == NoticeLevel::Warn => EventKind::Warning,
+        _ => EventKind::Info,
+    }
+}
+
+/// Snapshot-diff events the notices do not already cover.
+fn only_from_diffs(e: &Event) -> bool {
+    matches!(
+        e.kind,
+        EventKind::Loss | EventKind::OffTarget | EventKind::BackOnTarget | EventKind::DummyState
+    )
+}
+
+impl RunSink for DirSink {
+    fn record(&mut self, r: &SampleRecord) -> std::io::Result<()> {
+        let row = SampleRow::from_sample(r.dummy_id, r.session, r.transport, &r.sample);
+        self.writer()?.sample(&row).map_err(io)
+    }
+
+    fn notice(&mut self, n: &Notice, now_ns: UnixNanos) -> std::io::Result<()> {
+        let e = Event {
+            t_unix_s: now_ns as f64 / 1e9,
+            elapsed_s: (now_ns - self.started_ns) as f64 / 1e9,
+            kind: event_kind(n),
+            dummy: n.dummy,
+            message: n.message.clone(),
+        };
+        self.writer()?.event(&e).map_err(io)
+    }
+
+    fn tick(&mut self, s: &RunSnapshot) -> std::io::Result<()> {
+        let now_ns = (s.taken_unix_s * 1e9) as UnixNanos;
+        if now_ns - self.last_period_ns < PERIOD_NS {
+            return Ok(());
+        }
+        self.last_period_ns = now_ns;
+        let events: Vec<Event> = diff_events(self.prev.as_ref(), s)
+            .into_iter()
+            .filter(only_from_diffs)
+            .collect();
+        let w = self.writer()?;
+        for e in &events {
+            w.event(e).map_err(io)?;
+        }
+        w.snapshot(s).map_err(io)?;
+        w.flush().map_err(io)?;
+        self.prev = Some(s.clone());
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        s: &RunSnapshot,
+        sessions: &[SessionRecord],
+        reason: &StopReason,
+    ) -> std::io::Result<()> {
+        let Some(mut w) = self.writer.take() else {
+            return Ok(());
+        };
+        w.snapshot(s).map_err(io)?;
+        w.event(&Event::at(
+            s,
+            EventKind::RunEnded,
+            None,
+            format!("run ended: {reason}"),
+        ))
+        .map_err(io)?;
+        w.finish(s, sessions, s.taken_unix_s).map_err(io)?;
+        Ok(())
+    }
+}
