@@ -1,12 +1,174 @@
-//! `coppelia-bridge demo` (to be written).
+//! `coppelia-bridge demo`: the headless stand-in and the bridge in one process.
+//!
+//! The stand-in runs the provided scene (the shipped Lua script on N dummies, the same text
+//! as `scenes/coppelia_bridge_4dummies.simscene.xml` for N = 4) and serves the remote API on
+//! a free port; the bridge binds a free UDP port and points the scripts at it with the named
+//! parameter `coppelia_bridge.port`, exactly as a user redirects a scene with
+//! `-Gcoppelia_bridge.port=…`. Then it is an ordinary `run`: real remote API, real UDP.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::probe::RemoteArgs;
+use super::run::{bind_receivers, CollectArgs, OutputArgs, Prepared, RunArgs, SimArgs, StopArgs};
+use crate::cli::parse_duration;
+use crate::collector::DEFAULT_RECV_BUFFER;
+use crate::scene::parse::parse_scene;
+use crate::scene::{generate_scene, SceneOptions};
+use crate::standin::{spawn, Speed, Stall, StandinConfig};
+use crate::wire::DEFAULT_MAX_FRAME;
 
 /// Flags of `coppelia-bridge demo`.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Number of dummies in the scene (4 is the provided scene).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub dummies: u32,
+    /// How long to measure once every dummy has announced itself.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Speed of the stand-in relative to real time (1 = real time, 0.5 = half speed).
+    #[arg(long, default_value_t = 1.0)]
+    pub rtf: f64,
+    /// Scripts send over framed TCP instead of UDP.
+    #[arg(long)]
+    pub tcp: bool,
+    /// Lockstep: the bridge steps the simulation itself (paced by --target-rtf if given).
+    #[arg(long)]
+    pub stepping: bool,
+    /// Pace of --stepping (0 = as fast as possible).
+    #[arg(long, requires = "stepping")]
+    pub target_rtf: Option<f64>,
+    /// Fault: fraction of the scripts' sends the stand-in drops.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Fault: passes run back to back per frame (bursts, as CoppeliaSim with a GUI).
+    #[arg(long, default_value_t = 1)]
+    pub passes_per_frame: u32,
+    /// Fault: stall the simulation once at this simulation time, s.
+    #[arg(long, requires = "stall_for")]
+    pub stall_at: Option<f64>,
+    /// Fault: length of the stall.
+    #[arg(long, value_parser = parse_duration, requires = "stall_at")]
+    pub stall_for: Option<Duration>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
 /// Runs `coppelia-bridge demo`.
-pub fn execute(_args: DemoArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`demo` is not implemented yet")
+pub fn execute(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(demo(&args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo run; returns the bridge's outcome (tests use it).
+pub async fn demo(args: &DemoArgs) -> anyhow::Result<super::run::RunOutcome> {
+    anyhow::ensure!(
+        args.rtf.is_finite() && args.rtf > 0.0,
+        "--rtf must be a positive factor such as 1 or 0.5"
+    );
+    anyhow::ensure!(
+        (0.0..1.0).contains(&args.drop_rate),
+        "--drop-rate is a fraction in [0, 1)"
+    );
+    anyhow::ensure!(
+        args.passes_per_frame >= 1,
+        "--passes-per-frame must be at least 1"
+    );
+    let mut run_args = run_args(args);
+    let prepared = Prepared::new(&run_args.output)?;
+    let receivers = bind_receivers(&run_args.collect).await?;
+    let port = receivers.tcp_addr.unwrap_or(receivers.udp_addr).port();
+    let standin = spawn(standin_config(args, port)?)?;
+    let endpoint = standin
+        .endpoint()
+        .context("the stand-in serves no remote API")?
+        .to_owned();
+    tracing::info!(
+        "stand-in running {} dummies, remote API on {endpoint}",
+        args.dummies
+    );
+    run_args.sim.remote.remote = endpoint;
+    let outcome = prepared.run(&run_args, receivers).await;
+    let summary = tokio::task::spawn_blocking(move || standin.shutdown()).await??;
+    tracing::info!(
+        "stand-in: {} passes in {} runs, {} script errors",
+        summary.passes,
+        summary.runs,
+        summary.script_errors
+    );
+    outcome
+}
+
+fn standin_config(args: &DemoArgs, bridge_port: u16) -> anyhow::Result<StandinConfig> {
+    let xml = generate_scene(&SceneOptions {
+        dummies: args.dummies,
+        ..SceneOptions::default()
+    });
+    let mut config =
+        StandinConfig::new(parse_scene(&xml).context("the generated scene does not parse")?);
+    config.remote = Some(("127.0.0.1".into(), 0));
+    // In lockstep the bridge sets the pace; otherwise the stand-in runs in real time × rtf.
+    config.speed = Some(if args.stepping {
+        Speed::MaxSpeed
+    } else {
+        Speed::RealTime { rtf: args.rtf }
+    });
+    config
+        .named_params
+        .insert("coppelia_bridge.port".into(), bridge_port.to_string());
+    if args.tcp {
+        config
+            .named_params
+            .insert("coppelia_bridge.transport".into(), "tcp".into());
+    }
+    config.faults.drop_rate = args.drop_rate;
+    config.faults.passes_per_frame = args.passes_per_frame;
+    config.faults.stall = args
+        .stall_at
+        .zip(args.stall_for)
+        .map(|(at_s, duration)| Stall { at_s, duration });
+    Ok(config)
+}
+
+fn run_args(args: &DemoArgs) -> RunArgs {
+    let loopback_any = "127.0.0.1:0".parse().expect("literal address");
+    RunArgs {
+        collect: CollectArgs {
+            listen: loopback_any,
+            tcp_listen: args.tcp.then_some(loopback_any),
+            recv_buffer: DEFAULT_RECV_BUFFER,
+            max_frame: DEFAULT_MAX_FRAME,
+        },
+        stop: StopArgs {
+            duration: Some(args.duration),
+            until_sim_time: None,
+            idle_timeout: Duration::from_secs(5),
+            expect_dummies: Some(args.dummies as usize),
+            expect_timeout: Duration::from_secs(30),
+            warmup: Duration::ZERO,
+            rtf_tolerance: 0.1,
+        },
+        output: args.output.clone(),
+        sim: SimArgs {
+            remote: RemoteArgs {
+                remote: String::new(), // the stand-in's, once it is bound
+                remote_timeout: Duration::from_secs(3),
+            },
+            scene: None::<PathBuf>,
+            no_start: false,
+            stepping: args.stepping,
+            target_rtf: args.target_rtf,
+            poll_hz: 10.0,
+        },
+        no_remote: false,
+    }
 }

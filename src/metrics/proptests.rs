@@ -208,19 +208,19 @@ impl NaiveRtf {
 
     fn window(&self, w: i64, now: i64) -> Option<f64> {
         let e = self.pts.len() - 1;
-        let a = self.last_at_or_before(self.pts[e].0 - w)?;
         if now - self.pts[e].0 >= w {
             return Some(0.0);
         }
+        let a = self.last_at_or_before(self.pts[e].0 - w)?;
         Some(self.ratio(a, e))
     }
 
     fn rate_1s(&self, now: i64) -> Option<f64> {
         let e = self.pts.len() - 1;
-        let a = self.last_at_or_before(self.pts[e].0 - S)?;
         if now - self.pts[e].0 >= S {
             return Some(0.0);
         }
+        let a = self.last_at_or_before(self.pts[e].0 - S)?;
         Some((e - a) as f64 * 1e9 / (self.pts[e].0 - self.pts[a].0) as f64)
     }
 
@@ -229,7 +229,20 @@ impl NaiveRtf {
         (self.pts.len() >= 2 && w1 - w0 >= S).then(|| (s1 - s0) * 1e9 / (w1 - w0) as f64)
     }
 
-    /// Every aligned window (b_{k−1}, b_k] with first ≤ b_{k−1}, b_k < last, and a sample in it.
+    /// EWMA (1/8) of the wall gaps between samples 0..=i, as METRICS.md defines the
+    /// sender's typical gap; `None` before the second sample.
+    fn typical_gap(&self, i: usize) -> Option<f64> {
+        let mut g: Option<f64> = None;
+        for j in 1..=i {
+            let x = (self.pts[j].0 - self.pts[j - 1].0) as f64;
+            g = Some(g.map_or(x, |g| g + (x - g) / 8.0));
+        }
+        g
+    }
+
+    /// Every aligned window (b_{k−1}, b_k] with first ≤ b_{k−1}, b_k < last: with a sample in
+    /// it, the ratio between L(b_{k−1}) and L(b_k); without one (a gap from sample a to a+1),
+    /// the ratio across the gap if the typical gap before it is under half a window.
     fn worst(&self) -> Option<(f64, i64)> {
         let (first, last) = (self.first().0, self.last().0);
         let mut k = (first - self.origin).div_euclid(S) + 1;
@@ -240,8 +253,13 @@ impl NaiveRtf {
         while self.origin + k * S < last {
             let a = self.last_at_or_before(self.origin + (k - 1) * S).unwrap();
             let b = self.last_at_or_before(self.origin + k * S).unwrap();
-            if a != b {
-                let rtf = self.ratio(a, b);
+            let rtf = if a != b {
+                Some(self.ratio(a, b))
+            } else {
+                let fast = self.typical_gap(a).is_some_and(|g| g < S as f64 / 2.0);
+                (fast && self.pts[a + 1].0 > self.pts[a].0).then(|| self.ratio(a, a + 1))
+            };
+            if let Some(rtf) = rtf {
                 if worst.is_none_or(|w| rtf < w.0) {
                     worst = Some((rtf, k));
                 }

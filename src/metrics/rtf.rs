@@ -149,10 +149,10 @@ impl RtfTracker {
     /// divided by their wall span (same `a` and anchor as `last_1s`).
     pub fn rate_1s_hz(&self, now_ns: UnixNanos) -> Option<f64> {
         let w = SHORT_WINDOW_NS;
-        let (a_idx, a, e) = self.window_ends(w)?;
-        if now_ns - e.wall_ns >= w {
+        if self.recent.back().is_some_and(|e| now_ns - e.wall_ns >= w) {
             return Some(0.0);
         }
+        let (a_idx, a, e) = self.window_ends(w)?;
         let n: u64 = self.recent.iter().skip(a_idx + 1).map(|p| p.count).sum();
         Some(n as f64 * NS_PER_S / (e.wall_ns - a.wall_ns) as f64)
     }
@@ -183,11 +183,12 @@ impl RtfTracker {
     }
 
     fn window_rtf(&self, w: i64, now_ns: UnixNanos) -> Option<f64> {
-        let (_, a, e) = self.window_ends(w)?;
-        if now_ns - e.wall_ns >= w {
-            // Nothing arrived in (now − W, now]: no progress observed in that window.
+        if self.recent.back().is_some_and(|e| now_ns - e.wall_ns >= w) {
+            // Nothing arrived in (now − W, now]: no progress observed in that window, however
+            // short the history before it.
             return Some(0.0);
         }
+        let (_, a, e) = self.window_ends(w)?;
         Some((e.sim_s - a.sim_s) * NS_PER_S / (e.wall_ns - a.wall_ns) as f64)
     }
 
@@ -268,6 +269,9 @@ struct WorstWindow {
     origin: Option<i64>,
     pushed: u64,
     prev: Option<Mark>,
+    /// Smoothed wall gap between consecutive samples (EWMA, 1/8), ns: what "no sample for
+    /// a whole window" means for this sender.
+    typical_gap_ns: Option<f64>,
     /// The highest boundary index whose `L` is known, with that `L`.
     boundary: Option<(i64, Mark)>,
     worst: Option<Worst>,
@@ -279,6 +283,7 @@ impl WorstWindow {
             origin,
             pushed: 0,
             prev: None,
+            typical_gap_ns: None,
             boundary: None,
             worst: None,
         }
@@ -305,9 +310,36 @@ impl WorstWindow {
         let k_hi = ceil_div(wall_ns - origin, SHORT_WINDOW_NS) - 1;
         if k_lo <= k_hi {
             self.close_window(k_lo, prev, origin);
+            if k_hi > k_lo {
+                self.score_empty_windows(prev, mark, origin + (k_lo + 1) * SHORT_WINDOW_NS);
+            }
             self.boundary = Some((k_hi, prev));
         }
+        let gap = (wall_ns - prev.wall_ns) as f64;
+        self.typical_gap_ns = Some(self.typical_gap_ns.map_or(gap, |g| g + (gap - g) / 8.0));
         self.prev = Some(mark);
+    }
+
+    /// Whole windows with no sample between `a` and `b` (a stall, or every datagram of a
+    /// second lost). For a sender that normally sends several times per window, the
+    /// simulation time inside them is interpolated linearly between `a` and `b`, so a 2 s
+    /// freeze scores ≈ 0.02 even if CoppeliaSim catches up in a burst afterwards. A slow
+    /// sender (typical gap ≥ half a window) leaves them unscored rather than reading 0.
+    fn score_empty_windows(&mut self, a: Mark, b: Mark, first_end_ns: i64) {
+        if self
+            .typical_gap_ns
+            .is_none_or(|g| g >= SHORT_WINDOW_NS as f64 / 2.0)
+            || b.wall_ns <= a.wall_ns
+        {
+            return;
+        }
+        let rtf = (b.sim_s - a.sim_s) * NS_PER_S / (b.wall_ns - a.wall_ns) as f64;
+        if self.worst.is_none_or(|w| rtf < w.rtf) {
+            self.worst = Some(Worst {
+                rtf,
+                end_ns: first_end_ns,
+            });
+        }
     }
 
     /// Window (b_{k−1}, b_k] with `b = L(b_k)`, if `L(b_{k−1})` is known and differs.
@@ -360,6 +392,55 @@ mod tests {
         assert!(close(t.rate_1s_hz(last), 20.0, 1e-9));
         assert!(close(t.session_wall_hz(), 20.0, 1e-9));
         assert!(close(t.session_sim_hz(), 20.0, 1e-9));
+    }
+
+    /// 1 s steady at 20 Hz, a 2 s freeze, then (optionally) a catch-up burst, then steady.
+    fn stall_timeline(catch_up: bool) -> RtfTracker {
+        let mut t = RtfTracker::with_origin(WallSource::SenderWall, T0);
+        let mut k = 0i64;
+        while k <= 20 {
+            t.push(T0 + k * S / 20, k as f64 * 0.05);
+            k += 1;
+        }
+        let resume = T0 + 3 * S + S / 20;
+        if catch_up {
+            for j in 0..40 {
+                t.push(resume + j * 250_000, k as f64 * 0.05);
+                k += 1;
+            }
+        }
+        let base = resume + 10 * MS;
+        for j in 0..60 {
+            t.push(base + j * S / 20, k as f64 * 0.05);
+            k += 1;
+        }
+        t
+    }
+
+    #[test]
+    fn a_stall_is_the_worst_window_with_or_without_catch_up() {
+        for catch_up in [false, true] {
+            let t = stall_timeline(catch_up);
+            let s = t.stats(T0 + 7 * S);
+            let worst = s.worst_1s.unwrap();
+            assert!(worst < 0.1, "catch_up={catch_up}: worst {worst}");
+            assert_eq!(
+                s.worst_1s_at_s,
+                Some(2.0),
+                "first empty window ends 2 s after the origin"
+            );
+        }
+    }
+
+    #[test]
+    fn a_slow_sender_is_not_a_stall() {
+        // One sample every 2 s of wall time, simulation in real time.
+        let mut t = RtfTracker::with_origin(WallSource::SenderWall, T0);
+        for i in 0..10 {
+            t.push(T0 + i * 2 * S, i as f64 * 2.0);
+        }
+        let s = t.stats(T0 + 18 * S);
+        assert!(s.worst_1s.is_none_or(|w| (w - 1.0).abs() < 1e-9), "{s:?}");
     }
 
     #[test]

@@ -87,7 +87,13 @@ pub struct LogSink {
 impl LogSink {
     pub fn emit(&self, origin: &str, verbosity: i64, message: &str) {
         if !self.quiet {
-            eprintln!("[{origin}:{}] {message}", verbosity_name(verbosity));
+            // Through tracing, so the bridge's live view or log file gets it, not the raw
+            // terminal (CoppeliaSim prints to its own console).
+            match verbosity_name(verbosity) {
+                "error" => tracing::error!(target: "standin", "[{origin}] {message}"),
+                "warning" => tracing::warn!(target: "standin", "[{origin}] {message}"),
+                _ => tracing::info!(target: "standin", "[{origin}] {message}"),
+            }
         }
         if let Some(tx) = &self.tx {
             // A listener that went away is not an error for the simulation.

@@ -189,75 +189,94 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// A whole run: receivers, CoppeliaSim (unless --no-remote), live view or plain lines,
 /// run directory with report, Prometheus; prints the summary table at the end.
 pub async fn run(args: &RunArgs) -> anyhow::Result<RunOutcome> {
-    let started = crate::collector::unix_now_ns();
-    let tui = args.output.use_tui();
-    let dir = args.output.run_dir(started);
-    if let Some(d) = &dir {
-        std::fs::create_dir_all(d).with_context(|| {
-            format!(
-                "cannot create the run directory {} (choose another with --out, or --no-out)",
-                d.display()
-            )
-        })?;
-    }
-    let _log_guard = crate::commands::init_tracing(!tui, dir.as_deref())?;
+    let prepared = Prepared::new(&args.output)?;
     let receivers = bind_receivers(&args.collect).await?;
-    let sim = if args.no_remote {
-        None
-    } else {
-        Some(connect_sim(&args.sim).await?)
-    };
-    let sink: Box<dyn RunSink> = match &dir {
-        Some(d) => Box::new(
-            DirSink::create(
-                d,
-                RunMeta::for_this_process(started as f64 / 1e9, settings(args)),
-                started,
-            )
-            .with_context(|| {
+    prepared.run(args, receivers).await
+}
+
+/// What is decided before anything is bound: start time, live view or not, run directory,
+/// logging (the live view owns the terminal; the run directory gets bridge.log).
+#[derive(Debug)]
+pub struct Prepared {
+    started: crate::metrics::UnixNanos,
+    tui: bool,
+    dir: Option<PathBuf>,
+    _log_guard: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+impl Prepared {
+    pub fn new(output: &OutputArgs) -> anyhow::Result<Self> {
+        let started = crate::collector::unix_now_ns();
+        let tui = output.use_tui();
+        let dir = output.run_dir(started);
+        if let Some(d) = &dir {
+            std::fs::create_dir_all(d).with_context(|| {
                 format!(
                     "cannot create the run directory {} (choose another with --out, or --no-out)",
                     d.display()
                 )
-            })?,
-        ),
-        None => Box::new(NullSink),
-    };
-    let (snap_tx, snap_rx) = tokio::sync::watch::channel(empty_snapshot());
-    let (ui_tx, ui_rx) = tokio::sync::mpsc::channel(16);
-    if let Some(addr) = args.output.metrics_addr {
-        let server = crate::output::prometheus::MetricsServer::bind(addr).await?;
-        tracing::info!(
-            "Prometheus metrics on http://{}/metrics",
-            server.local_addr()
-        );
-        tokio::spawn(server.serve(snap_rx.clone(), args.output.instance.clone()));
+            })?;
+        }
+        let log_guard = crate::commands::init_tracing(!tui, dir.as_deref())?;
+        Ok(Self {
+            started,
+            tui,
+            dir,
+            _log_guard: log_guard,
+        })
     }
-    let view = tui.then(|| {
-        let info = RunInfo {
-            instance: args.output.instance.clone(),
-            duration_s: args.stop.duration.map(|d| d.as_secs_f64()),
-            listen: format!("udp {}", receivers.udp_addr),
+
+    /// Connects to CoppeliaSim (unless --no-remote) and collects on `receivers`.
+    pub async fn run(self, args: &RunArgs, receivers: Receivers) -> anyhow::Result<RunOutcome> {
+        let sim = if args.no_remote {
+            None
+        } else {
+            Some(connect_sim(&args.sim).await?)
         };
-        tokio::spawn(run_tui(snap_rx.clone(), ui_tx.clone(), info))
-    });
-    drop(ui_tx);
-    let outcome = collect_with(args, receivers, sim, sink, snap_tx, ui_rx).await;
-    if let Some(view) = view {
-        // The view ends once the snapshot sender is gone; the terminal is restored after.
-        if let Ok(Err(e)) = view.await {
-            tracing::warn!("live view: {e}");
+        let started = self.started;
+        let sink: Box<dyn RunSink> = match &self.dir {
+            Some(d) => Box::new(
+                DirSink::create(d, RunMeta::for_this_process(started as f64 / 1e9, settings(args)), started)
+                    .with_context(|| format!("cannot create the run directory {} (choose another with --out, or --no-out)", d.display()))?,
+            ),
+            None => Box::new(NullSink),
+        };
+        let (snap_tx, snap_rx) = tokio::sync::watch::channel(empty_snapshot());
+        let (ui_tx, ui_rx) = tokio::sync::mpsc::channel(16);
+        if let Some(addr) = args.output.metrics_addr {
+            let server = crate::output::prometheus::MetricsServer::bind(addr).await?;
+            tracing::info!(
+                "Prometheus metrics on http://{}/metrics",
+                server.local_addr()
+            );
+            tokio::spawn(server.serve(snap_rx.clone(), args.output.instance.clone()));
         }
-    }
-    let outcome = outcome?;
-    report_outcome(&args.output, &outcome);
-    if let Some(d) = &dir {
-        match crate::output::write_report(d) {
-            Ok(path) => eprintln!("run directory: {}  report: {}", d.display(), path.display()),
-            Err(e) => tracing::warn!("cannot write the report: {e}"),
+        let view = self.tui.then(|| {
+            let info = RunInfo {
+                instance: args.output.instance.clone(),
+                duration_s: args.stop.duration.map(|d| d.as_secs_f64()),
+                listen: format!("udp {}", receivers.udp_addr),
+            };
+            tokio::spawn(run_tui(snap_rx.clone(), ui_tx.clone(), info))
+        });
+        drop(ui_tx);
+        let outcome = collect_with(args, receivers, sim, sink, snap_tx, ui_rx).await;
+        if let Some(view) = view {
+            // The view ends once the snapshot sender is gone; the terminal is restored after.
+            if let Ok(Err(e)) = view.await {
+                tracing::warn!("live view: {e}");
+            }
         }
+        let outcome = outcome?;
+        report_outcome(&args.output, &outcome);
+        if let Some(d) = &self.dir {
+            match crate::output::write_report(d) {
+                Ok(path) => eprintln!("run directory: {}  report: {}", d.display(), path.display()),
+                Err(e) => tracing::warn!("cannot write the report: {e}"),
+            }
+        }
+        Ok(outcome)
     }
-    Ok(outcome)
 }
 
 /// Effective settings recorded in summary.json.

@@ -1,0 +1,360 @@
+//! Bridge + stand-in end to end (issue #5 "done when", issue #3 integration): the shipped
+//! Lua script runs in the stand-in, the bridge drives it over the real ZeroMQ remote API and
+//! receives real UDP. These tests measure rates against wall time, so they run one at a
+//! time (a lock), each bounded by timeouts.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::Parser;
+use common::assert_close;
+use coppelia_bridge::commands::demo::{demo, DemoArgs};
+use coppelia_bridge::commands::run::RunOutcome;
+use coppelia_bridge::remote_api::{Client, ClientConfig, SimState};
+use coppelia_bridge::scene::parse::parse_scene;
+use coppelia_bridge::scene::{generate_scene, SceneOptions};
+use coppelia_bridge::standin::{spawn, Speed, Standin, StandinConfig};
+use coppelia_bridge::wire::Message;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Parser)]
+struct DemoCli {
+    #[command(flatten)]
+    a: DemoArgs,
+}
+
+fn run_demo(extra: &[&str]) -> RunOutcome {
+    let mut argv = vec!["demo", "--no-tui", "--no-out", "--print-interval", "1h"];
+    argv.extend_from_slice(extra);
+    let args = DemoCli::parse_from(argv).a;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(90), demo(&args))
+            .await
+            .expect("demo ended")
+            .unwrap()
+    })
+}
+
+#[test]
+fn real_time_is_measured_as_rtf_one() {
+    let _g = serial();
+    let out = run_demo(&["--duration", "3s"]);
+    let snap = &out.snapshot;
+    assert_eq!(snap.dummies.len(), 4);
+    for d in &snap.dummies {
+        assert_close(&format!("{} RTF", d.name), d.rtf.total, 1.0, 0.02);
+        assert_eq!(d.loss.as_ref().unwrap().lost, 0);
+        assert_eq!(
+            d.state,
+            coppelia_bridge::metrics::DummyState::Ended,
+            "BYE after the bridge stopped the simulation"
+        );
+    }
+    let sim = snap.sim.as_ref().expect("remote API figures");
+    assert_close("global RTF", sim.rtf.total, 1.0, 0.02);
+    assert!(sim.remote_rtt.as_ref().is_some_and(|r| r.count > 10));
+    assert_eq!(sim.version.as_deref(), Some("4.6.0 rev 0"));
+}
+
+#[test]
+fn half_speed_is_measured_as_rtf_one_half() {
+    let _g = serial();
+    let out = run_demo(&["--duration", "4s", "--rtf", "0.5", "--dummies", "2"]);
+    for d in &out.snapshot.dummies {
+        assert_close(&format!("{} RTF", d.name), d.rtf.total, 0.5, 0.02);
+    }
+}
+
+#[test]
+fn dropped_sends_are_measured_as_loss() {
+    let _g = serial();
+    // 10× real time: 200 passes/s, so 4 s give 800 stamps per dummy.
+    let out = run_demo(&["--duration", "4s", "--rtf", "10", "--drop-rate", "0.05"]);
+    let (mut lost, mut expected) = (0u64, 0u64);
+    for d in &out.snapshot.dummies {
+        let l = d.loss.as_ref().unwrap();
+        lost += l.lost;
+        expected += l.expected;
+        assert_close(&format!("{} loss %", d.name), Some(l.loss_pct), 5.0, 2.5);
+    }
+    let pct = 100.0 * lost as f64 / expected as f64;
+    assert!(
+        (pct - 5.0).abs() <= 1.5,
+        "loss over all dummies {pct:.2} % of {expected}"
+    );
+}
+
+#[test]
+fn a_two_second_stall_is_the_worst_window_and_flagged() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let args = DemoCli::parse_from([
+        "demo",
+        "--no-tui",
+        "--print-interval",
+        "1h",
+        "--duration",
+        "6s",
+        "--dummies",
+        "2",
+        "--stall-at",
+        "2.0",
+        "--stall-for",
+        "2s",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ])
+    .a;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(90), demo(&args))
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    for d in &out.snapshot.dummies {
+        let worst = d.rtf.worst_1s.expect("worst window");
+        assert!(worst < 0.1, "{}: worst 1 s RTF {worst}", d.name);
+    }
+    let events = std::fs::read_to_string(out_dir.join("events.jsonl")).unwrap();
+    for id in 0..2 {
+        assert!(
+            events
+                .lines()
+                .any(|l| l.contains("\"kind\":\"off_target\"")
+                    && l.contains(&format!("\"dummy\":{id}"))),
+            "no off_target event for dummy {id}:\n{events}"
+        );
+    }
+    assert!(out_dir.join("report.html").exists());
+}
+
+#[test]
+fn stepping_paced_to_twice_real_time() {
+    let _g = serial();
+    let out = run_demo(&[
+        "--duration",
+        "3s",
+        "--stepping",
+        "--target-rtf",
+        "2",
+        "--dummies",
+        "2",
+    ]);
+    for d in &out.snapshot.dummies {
+        assert_close(&format!("{} RTF", d.name), d.rtf.total, 2.0, 0.1);
+    }
+    let st = out
+        .snapshot
+        .sim
+        .as_ref()
+        .and_then(|s| s.stepping.clone())
+        .expect("stepping figures");
+    assert_close("achieved RTF", Some(st.achieved_rtf), 2.0, 0.1);
+}
+
+/// A stand-in with the provided scene whose scripts send to `port`.
+fn standin_for(port: u16, dummies: u32, speed: Speed, start: bool) -> Standin {
+    let xml = generate_scene(&SceneOptions {
+        dummies,
+        ..SceneOptions::default()
+    });
+    let mut config = StandinConfig::new(parse_scene(&xml).unwrap());
+    config.remote = Some(("127.0.0.1".into(), 0));
+    config.speed = Some(speed);
+    config.start = start;
+    config
+        .named_params
+        .insert("coppelia_bridge.port".into(), port.to_string());
+    spawn(config).unwrap()
+}
+
+#[test]
+fn n_steps_make_exactly_n_stamps_per_dummy() {
+    let _g = serial();
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let standin = standin_for(rx.local_addr().unwrap().port(), 3, Speed::MaxSpeed, false);
+    let mut client = Client::connect(standin.endpoint().unwrap(), ClientConfig::default()).unwrap();
+    client.set_stepping(true).unwrap();
+    client.start_simulation().unwrap();
+    let n = 57;
+    for _ in 0..n {
+        client.step().unwrap();
+    }
+    let mut stamps = std::collections::BTreeMap::<u32, Vec<u32>>::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(len) = rx.recv(&mut buf) {
+        if let Ok(Message::Stamp(s)) = Message::decode(&buf[..len]) {
+            stamps.entry(s.dummy_id).or_default().push(s.step);
+        }
+    }
+    assert_eq!(stamps.len(), 3);
+    for (id, steps) in &stamps {
+        assert_eq!(steps, &(0..n).collect::<Vec<u32>>(), "dummy {id}");
+    }
+    client.stop_simulation().unwrap();
+    let _ = client.close();
+    standin.shutdown().unwrap();
+}
+
+#[test]
+fn probe_reports_the_stand_in() {
+    let _g = serial();
+    let standin = standin_for(9, 1, Speed::RealTime { rtf: 1.0 }, false);
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "probe",
+            "--remote",
+            standin.endpoint().unwrap(),
+            "--calls",
+            "200",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], "4.6.0");
+    assert_eq!(v["simulation_state"], "stopped");
+    assert_eq!(v["dt_s"], 0.05);
+    assert_eq!(v["call_rtt_us"]["count"], 200);
+    standin.shutdown().unwrap();
+}
+
+#[test]
+fn run_attaches_to_a_running_simulation_and_leaves_it_running() {
+    let _g = serial();
+    let rx_port = {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let standin = standin_for(rx_port, 2, Speed::RealTime { rtf: 1.0 }, true);
+    let endpoint = standin.endpoint().unwrap().to_owned();
+    let listen = format!("127.0.0.1:{rx_port}");
+    let bridge = common::Bridge::spawn(&[
+        "run",
+        "--no-tui",
+        "--no-out",
+        "--json-stream",
+        "--print-interval",
+        "1h",
+        "--listen",
+        &listen,
+        "--duration",
+        "2s",
+        "--expect-dummies",
+        "2",
+        "--remote",
+        &endpoint,
+    ]);
+    let (status, stdout) = bridge.finish(Duration::from_secs(60));
+    assert!(status.success());
+    let snap = common::final_snapshot(&stdout);
+    assert_eq!(
+        snap.dummies.len(),
+        2,
+        "scripts started before the bridge: accepted without HELLO"
+    );
+    assert!(snap.dummies.iter().all(|d| d.messages >= 30));
+    let mut client = Client::connect(&endpoint, ClientConfig::default()).unwrap();
+    let state = client.get_simulation_state().unwrap();
+    assert!(
+        state.is_advancing(),
+        "the bridge left a simulation it did not start running: {state:?}"
+    );
+    client.stop_simulation().unwrap();
+    let _ = client.close();
+    standin.shutdown().unwrap();
+}
+
+#[test]
+fn run_starts_and_stops_and_detects_a_restart() {
+    let _g = serial();
+    let rx_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let standin = standin_for(rx_port, 2, Speed::RealTime { rtf: 1.0 }, false);
+    let endpoint = standin.endpoint().unwrap().to_owned();
+    let listen = format!("127.0.0.1:{rx_port}");
+    let bridge = common::Bridge::spawn(&[
+        "run",
+        "--no-tui",
+        "--no-out",
+        "--json-stream",
+        "--print-interval",
+        "1h",
+        "--listen",
+        &listen,
+        "--duration",
+        "6s",
+        "--expect-dummies",
+        "2",
+        "--remote",
+        &endpoint,
+    ]);
+    bridge.wait_for("started the simulation", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
+    // Someone else restarts the simulation mid-run (as a user pressing stop, then start).
+    let mut other = Client::connect(&endpoint, ClientConfig::default()).unwrap();
+    other.stop_simulation().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while other.get_simulation_state().unwrap() != SimState::Stopped {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "simulation did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    other.start_simulation().unwrap();
+    let _ = other.close();
+    bridge.wait_for("simulation restarted", Duration::from_secs(30));
+    let (status, stdout) = bridge.finish(Duration::from_secs(60));
+    assert!(status.success());
+    let snap = common::final_snapshot(&stdout);
+    for d in &snap.dummies {
+        assert!(d.session >= 1, "{}: a restart begins a new session", d.name);
+        assert_eq!(
+            d.loss.as_ref().unwrap().lost,
+            0,
+            "{}: no false loss across the restart",
+            d.name
+        );
+    }
+    let mut client = Client::connect(&endpoint, ClientConfig::default()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.get_simulation_state().unwrap() != SimState::Stopped {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge did not stop the simulation it started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = client.close();
+    standin.shutdown().unwrap();
+}
