@@ -6,23 +6,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_close, final_snapshot, Bridge};
+use common::{assert_close, final_snapshot, lua_ready, Bridge};
 use coppelia_bridge::metrics::{DummyState, Transport};
-
-fn lua_ready() -> bool {
-    let ok = Command::new("lua5.3")
-        .args(["-e", "require('socket')"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but lua5.3 with LuaSocket is missing: run scripts/setup-lua.sh"
-        );
-        eprintln!("SKIPPED: lua5.3 with LuaSocket not installed (run scripts/setup-lua.sh)");
-    }
-    ok
-}
 
 fn run_harness(port: &str, extra: &[&str]) {
     let status = Command::new("lua5.3")

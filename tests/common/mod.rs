@@ -123,3 +123,20 @@ pub fn assert_close(what: &str, got: Option<f64>, want: f64, tol: f64) {
         "{what} = {g}, expected {want} ± {tol}"
     );
 }
+
+/// True if lua5.3 can load LuaSocket; otherwise prints why (and fails under CI, where
+/// scripts/setup-lua.sh must have installed them).
+pub fn lua_ready() -> bool {
+    let ok = std::process::Command::new("lua5.3")
+        .args(["-e", "require('socket')"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but lua5.3 with LuaSocket is missing: run scripts/setup-lua.sh"
+        );
+        eprintln!("SKIPPED: lua5.3 with LuaSocket not installed (run scripts/setup-lua.sh)");
+    }
+    ok
+}
