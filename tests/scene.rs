@@ -147,12 +147,3 @@ fn build_remote_prints_its_plan() {
         .success()
         .stdout(contains("sim.associateScriptWithObject(<handle from call"));
 }
-
-#[test]
-fn build_remote_without_a_client_says_what_to_do() {
-    bridge()
-        .args(["scene", "--build-remote", "--save", "s.ttt"])
-        .assert()
-        .failure()
-        .stderr(contains("--print-plan"));
-}
