@@ -149,14 +149,3 @@ fn cli_report_prints_the_path_and_fails_cleanly_on_a_wrong_dir() {
         .failure()
         .stderr(predicates::str::contains("not a run directory"));
 }
-
-/// Writes a sample run directory (with its report) where `scripts/screenshot.sh` asks,
-/// for looking at the page in a browser.
-#[test]
-#[ignore = "writes to COPPELIA_BRIDGE_SAMPLE_RUN; run by scripts/screenshot.sh"]
-fn write_sample_run_for_screenshot() {
-    let dir = std::path::PathBuf::from(std::env::var("COPPELIA_BRIDGE_SAMPLE_RUN").unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
-    write_run(&dir);
-    assert!(write_report(&dir).unwrap().is_file());
-}

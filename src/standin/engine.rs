@@ -457,8 +457,8 @@ impl Control<'_> {
 
     fn state_code(&self) -> i64 {
         match self.gate {
-            Some(_) => self.engine.view.borrow().state.code(),
-            None => self.engine.scheduler.state().code(),
+            Some(_) => self.engine.view.borrow().state.raw(),
+            None => self.engine.scheduler.state().raw(),
         }
     }
 

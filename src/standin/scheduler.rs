@@ -5,34 +5,9 @@
 //! more passes ("about to stop", then "last before stop" with `sysCall_cleanup`), each
 //! advancing time; pause freezes time and runs no pass; each run starts from scratch.
 
-/// Simulation states with CoppeliaSim's numeric values (`sim.simulation_*`, notes §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SimState {
-    Stopped,
-    Paused,
-    FirstAfterStop,
-    Running,
-    LastBeforePause,
-    FirstAfterPause,
-    AboutToStop,
-    LastBeforeStop,
-}
-
-impl SimState {
-    /// The value `sim.getSimulationState()` returns.
-    pub fn code(self) -> i64 {
-        match self {
-            SimState::Stopped => 0,
-            SimState::Paused => 8,
-            SimState::FirstAfterStop => 16,
-            SimState::Running => 17,
-            SimState::LastBeforePause => 19,
-            SimState::FirstAfterPause => 20,
-            SimState::AboutToStop => 21,
-            SimState::LastBeforeStop => 22,
-        }
-    }
-}
+/// Simulation states with CoppeliaSim's numeric values (`sim.simulation_*`, notes §6): the
+/// same type the remote API client decodes, so server and client cannot disagree.
+pub use crate::remote_api::SimState;
 
 /// One pass to run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -219,7 +194,7 @@ mod tests {
     fn stopped_runs_nothing() {
         let s = Scheduler::new(0.05);
         assert_eq!(s.next_pass(), None);
-        assert_eq!(s.state().code(), 0);
+        assert_eq!(s.state().raw(), 0);
     }
 
     #[test]
@@ -267,7 +242,7 @@ mod tests {
         let p = run_passes(&mut s, 10);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].state, SimState::LastBeforePause);
-        assert_eq!(s.state().code(), 8);
+        assert_eq!(s.state().raw(), 8);
         let frozen = s.time_s();
         assert_eq!(s.next_pass(), None);
         assert_eq!(s.time_s(), frozen);

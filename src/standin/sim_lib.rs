@@ -264,7 +264,7 @@ fn add_clock_functions(lua: &Lua, sim: &Table, view: &SharedView) -> mlua::Resul
     let v = view.clone();
     sim.set(
         "getSimulationState",
-        lua.create_function(move |_, ()| Ok(v.borrow().state.code()))?,
+        lua.create_function(move |_, ()| Ok(v.borrow().state.raw()))?,
     )?;
     let v = view.clone();
     sim.set(
