@@ -64,3 +64,57 @@ fn port_in_use_is_a_clear_error() {
     );
     assert!(err.contains("--listen"), "{err}");
 }
+
+#[test]
+fn sigterm_ends_the_run_with_a_complete_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
+        .args([
+            "run",
+            "--no-remote",
+            "--no-tui",
+            "--listen",
+            "127.0.0.1:0",
+            "--idle-timeout",
+            "0",
+            "--out",
+        ])
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the run directory is being written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !out.join("rtf.csv").exists() {
+        assert!(Instant::now() < deadline, "run directory never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: plain kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary.get("final").is_some(),
+        "summary.json is complete JSON with the final snapshot"
+    );
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("interrupted (Ctrl-C / SIGTERM)"),
+        "{events}"
+    );
+    assert!(out.join("report.html").exists());
+}

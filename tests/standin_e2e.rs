@@ -358,3 +358,76 @@ fn run_starts_and_stops_and_detects_a_restart() {
     let _ = client.close();
     standin.shutdown().unwrap();
 }
+
+#[test]
+fn coppeliasim_going_away_mid_run_is_survived_and_the_gap_recorded() {
+    let _g = serial();
+    let rx_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let first = standin_for(rx_port, 2, Speed::RealTime { rtf: 1.0 }, true);
+    let endpoint = first.endpoint().unwrap().to_owned();
+    let remote_port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let listen = format!("127.0.0.1:{rx_port}");
+    let bridge = common::Bridge::spawn(&[
+        "run",
+        "--no-tui",
+        "--no-out",
+        "--json-stream",
+        "--print-interval",
+        "1h",
+        "--listen",
+        &listen,
+        "--duration",
+        "8s",
+        "--idle-timeout",
+        "0",
+        "--remote-timeout",
+        "500ms",
+        "--remote",
+        &endpoint,
+    ]);
+    bridge.wait_for("connected to CoppeliaSim", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    first.shutdown().unwrap();
+    bridge.wait_for("CoppeliaSim stopped answering", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    // CoppeliaSim comes back on the same endpoint, already running (as after a restart).
+    let xml = generate_scene(&SceneOptions {
+        dummies: 2,
+        ..SceneOptions::default()
+    });
+    let mut config = StandinConfig::new(parse_scene(&xml).unwrap());
+    config.remote = Some(("127.0.0.1".into(), remote_port));
+    config.speed = Some(Speed::RealTime { rtf: 1.0 });
+    config.start = true;
+    config
+        .named_params
+        .insert("coppelia_bridge.port".into(), rx_port.to_string());
+    let second = spawn(config).unwrap();
+    bridge.wait_for("CoppeliaSim answers again", Duration::from_secs(30));
+    let (status, stdout) = bridge.finish(Duration::from_secs(60));
+    assert!(status.success());
+    let snap = common::final_snapshot(&stdout);
+    let sim = snap.sim.as_ref().unwrap();
+    assert!(
+        sim.disconnected_s >= 1.5,
+        "gap recorded: {} s",
+        sim.disconnected_s
+    );
+    for d in &snap.dummies {
+        assert!(
+            d.session >= 1,
+            "{}: the new simulation's scripts begin a new session",
+            d.name
+        );
+        assert!(
+            d.messages >= 20,
+            "{}: collection went on after the reconnection",
+            d.name
+        );
+    }
+    second.shutdown().unwrap();
+}
