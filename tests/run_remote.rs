@@ -118,3 +118,51 @@ fn sigterm_ends_the_run_with_a_complete_run_directory() {
     );
     assert!(out.join("report.html").exists());
 }
+
+#[test]
+fn a_killed_run_leaves_a_readable_summary_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
+        .args([
+            "run",
+            "--no-remote",
+            "--no-tui",
+            "--listen",
+            "127.0.0.1:0",
+            "--idle-timeout",
+            "0",
+            "--out",
+        ])
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The interim summary is written every 5 s; wait (bounded) for it, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.join("summary.json").exists() {
+        assert!(Instant::now() < deadline, "no interim summary.json");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["ended_unix_s"].is_null(),
+        "an interim summary says the run did not end"
+    );
+    let report = Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
+        .arg("report")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(out.join("report.html").exists());
+}

@@ -27,8 +27,9 @@ const QUEUE: usize = 65_536;
 pub trait RunSink: Send {
     fn record(&mut self, r: &SampleRecord) -> std::io::Result<()>;
     fn notice(&mut self, n: &Notice, now_ns: UnixNanos) -> std::io::Result<()>;
-    /// Called every tick with the latest snapshot (series, periodic flush).
-    fn tick(&mut self, s: &RunSnapshot) -> std::io::Result<()>;
+    /// Called every tick with the latest snapshot and the sessions so far (series, periodic
+    /// flush and summary).
+    fn tick(&mut self, s: &RunSnapshot, sessions: &[SessionRecord]) -> std::io::Result<()>;
     fn finish(
         &mut self,
         s: &RunSnapshot,
@@ -48,7 +49,7 @@ impl RunSink for NullSink {
     fn notice(&mut self, _: &Notice, _: UnixNanos) -> std::io::Result<()> {
         Ok(())
     }
-    fn tick(&mut self, _: &RunSnapshot) -> std::io::Result<()> {
+    fn tick(&mut self, _: &RunSnapshot, _: &[SessionRecord]) -> std::io::Result<()> {
         Ok(())
     }
     fn finish(
@@ -256,7 +257,7 @@ pub async fn collect_with(
                     progress.idle_counts = view.is_advancing();
                 }
                 let snap = agg.snapshot(now);
-                sink.tick(&snap).context("cannot write the run directory")?;
+                sink.tick(&snap, agg.sessions()).context("cannot write the run directory")?;
                 printer.maybe_print(&snap, now, args.output.json_stream);
                 progress.dummies = agg.progress(now).into_iter().map(|(_, t, e)| (t, e)).collect();
                 let _ = snapshots.send(snap);

@@ -8,8 +8,11 @@ use crate::metrics::aggregator::{Notice, NoticeLevel, SampleRecord};
 use crate::metrics::{RunSnapshot, SessionRecord, UnixNanos};
 use crate::output::{diff_events, Event, EventKind, RunMeta, RunWriter, SampleRow};
 
-/// RTF series rows and flushes happen at most this often.
+/// RTF series rows and flushes happen at most this often: a crash loses at most this much.
 const PERIOD_NS: i64 = 1_000_000_000;
+/// An interim `summary.json` (without an end time) is rewritten this often, atomically, so
+/// even a killed run leaves a readable summary and `report DIR` works on it.
+const SUMMARY_PERIOD_NS: i64 = 5_000_000_000;
 
 /// Writes one run directory (`--out`).
 #[derive(Debug)]
@@ -19,6 +22,7 @@ pub struct DirSink {
     started_ns: UnixNanos,
     prev: Option<RunSnapshot>,
     last_period_ns: UnixNanos,
+    last_summary_ns: UnixNanos,
 }
 
 impl DirSink {
@@ -41,6 +45,7 @@ impl DirSink {
             started_ns,
             prev: None,
             last_period_ns: started_ns,
+            last_summary_ns: started_ns,
         })
     }
 
@@ -99,7 +104,7 @@ impl RunSink for DirSink {
         self.writer()?.event(&e).map_err(io)
     }
 
-    fn tick(&mut self, s: &RunSnapshot) -> std::io::Result<()> {
+    fn tick(&mut self, s: &RunSnapshot, sessions: &[SessionRecord]) -> std::io::Result<()> {
         let now_ns = (s.taken_unix_s * 1e9) as UnixNanos;
         if now_ns - self.last_period_ns < PERIOD_NS {
             return Ok(());
@@ -109,12 +114,17 @@ impl RunSink for DirSink {
             .into_iter()
             .filter(only_from_diffs)
             .collect();
+        let summary_due = now_ns - self.last_summary_ns >= SUMMARY_PERIOD_NS;
         let w = self.writer()?;
         for e in &events {
             w.event(e).map_err(io)?;
         }
         w.snapshot(s).map_err(io)?;
         w.flush().map_err(io)?;
+        if summary_due {
+            w.write_summary(s, sessions, None).map_err(io)?;
+            self.last_summary_ns = now_ns;
+        }
         self.prev = Some(s.clone());
         Ok(())
     }
