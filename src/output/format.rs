@@ -114,3 +114,20 @@ mod tests {
         assert_eq!(utc_rfc3339(-1.0), "1969-12-31T23:59:59Z");
     }
 }
+
+/// `stepping 40.0 steps/s · RTF 2.000 (target 2, error +0.4 %)`; target 0 = as fast as
+/// possible.
+pub fn stepping(st: &crate::metrics::SteppingSnapshot) -> String {
+    let target = if st.target_rtf > 0.0 {
+        format!("target {}", st.target_rtf)
+    } else {
+        "as fast as possible".to_owned()
+    };
+    let err = st
+        .pacing_error
+        .map_or(String::new(), |e| format!(", error {:+.1} %", 100.0 * e));
+    format!(
+        "stepping {:.1} steps/s · RTF {:.3} ({target}{err})",
+        st.steps_per_s, st.achieved_rtf
+    )
+}

@@ -38,6 +38,26 @@ pub fn summary_table(s: &RunSnapshot) -> String {
             reasons.join(", ")
         );
     }
+    if let Some(sim) = &s.sim {
+        let rtt = sim.remote_rtt.as_ref();
+        let _ = writeln!(
+            out,
+            "simulation: {} {}, sim time {} s, RTF 1s/10s/total/worst {}/{}/{}/{}, remote RTT p50/p99 {}/{} µs, unreachable {:.1} s",
+            sim.state,
+            sim.version.as_deref().unwrap_or(""),
+            opt(sim.sim_time_s, 3),
+            opt(sim.rtf.last_1s, 3),
+            opt(sim.rtf.last_10s, 3),
+            opt(sim.rtf.total, 3),
+            opt(sim.rtf.worst_1s, 3),
+            opt(rtt.map(|r| r.p50_us), 0),
+            opt(rtt.map(|r| r.p99_us), 0),
+            sim.disconnected_s,
+        );
+        if let Some(st) = &sim.stepping {
+            let _ = writeln!(out, "simulation: {}", crate::output::format::stepping(st));
+        }
+    }
     let _ = writeln!(
         out,
         "receive timestamps: {:?}; kernel drops: {}",

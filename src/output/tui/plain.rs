@@ -20,6 +20,9 @@ pub fn plain_lines(snapshot: &RunSnapshot) -> Vec<String> {
             opt_us(sim.remote_rtt.as_ref().map(|l| l.p50_us)),
             snapshot.elapsed_s
         ));
+        if let Some(st) = &sim.stepping {
+            lines.push(format!("sim {}", crate::output::format::stepping(st)));
+        }
     }
     let mut dummies: Vec<_> = snapshot.dummies.iter().collect();
     dummies.sort_by_key(|d| d.id);
@@ -53,13 +56,17 @@ mod tests {
     use crate::output::fixtures::sample_run_snapshot;
 
     #[test]
-    fn one_line_for_the_sim_and_one_per_dummy() {
-        let lines = plain_lines(&sample_run_snapshot());
-        assert_eq!(lines.len(), 4);
+    fn sim_lines_then_one_per_dummy() {
+        let mut lines = plain_lines(&sample_run_snapshot());
+        assert_eq!(lines.len(), 5);
         assert!(
             lines[0].starts_with("sim state=running t=12.450s rtf1s=0.970"),
             "{}",
             lines[0]
+        );
+        assert_eq!(
+            lines.remove(1),
+            "sim stepping 19.4 steps/s · RTF 0.970 (target 1, error -3.0 %)"
         );
         assert_eq!(
             lines[1],

@@ -100,6 +100,9 @@ fn run_line(state: &ViewState, info: &RunInfo) -> Line<'static> {
             OFF_TARGET_STYLE,
         ));
     }
+    if let Some(st) = s.sim.as_ref().and_then(|sim| sim.stepping.as_ref()) {
+        spans.push(format!("  {}", format::stepping(st)).into());
+    }
     spans.push(format!("  listen {}", info.listen).into());
     if state.frozen {
         let style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
