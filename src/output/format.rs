@@ -83,6 +83,23 @@ fn civil_from_days(days: i64) -> Ymd {
     (year, month, day)
 }
 
+/// `stepping 40.0 steps/s · RTF 2.000 (target 2, error +0.4 %)`; target 0 = as fast as
+/// possible.
+pub fn stepping(st: &crate::metrics::SteppingSnapshot) -> String {
+    let target = if st.target_rtf > 0.0 {
+        format!("target {}", st.target_rtf)
+    } else {
+        "as fast as possible".to_owned()
+    };
+    let err = st
+        .pacing_error
+        .map_or(String::new(), |e| format!(", error {:+.1} %", 100.0 * e));
+    format!(
+        "stepping {:.1} steps/s · RTF {:.3} ({target}{err})",
+        st.steps_per_s, st.achieved_rtf
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,21 +130,4 @@ mod tests {
         assert_eq!(utc_compact(1_767_323_045.0), "20260102T030405Z");
         assert_eq!(utc_rfc3339(-1.0), "1969-12-31T23:59:59Z");
     }
-}
-
-/// `stepping 40.0 steps/s · RTF 2.000 (target 2, error +0.4 %)`; target 0 = as fast as
-/// possible.
-pub fn stepping(st: &crate::metrics::SteppingSnapshot) -> String {
-    let target = if st.target_rtf > 0.0 {
-        format!("target {}", st.target_rtf)
-    } else {
-        "as fast as possible".to_owned()
-    };
-    let err = st
-        .pacing_error
-        .map_or(String::new(), |e| format!(", error {:+.1} %", 100.0 * e));
-    format!(
-        "stepping {:.1} steps/s · RTF {:.3} ({target}{err})",
-        st.steps_per_s, st.achieved_rtf
-    )
 }
