@@ -370,3 +370,68 @@ fn tcp_with_echo_and_oversized_frames() {
         .sum();
     assert_eq!(frame_errors, 1);
 }
+
+#[test]
+fn run_serves_prometheus_metrics() {
+    use std::io::{Read, Write};
+    let bridge = Bridge::spawn(&[
+        "run",
+        "--no-remote",
+        "--no-out",
+        "--no-tui",
+        "--print-interval",
+        "1h",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--instance",
+        "lab1",
+        "--idle-timeout",
+        "1s",
+        "--duration",
+        "30s",
+    ]);
+    let udp = bridge.udp_addr();
+    let line = bridge.wait_for("Prometheus metrics on http://", Duration::from_secs(60));
+    let addr = common::after(&line, "http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let status = Command::new(bin())
+        .args([
+            "emit",
+            "--to",
+            &udp,
+            "--dummies",
+            "2",
+            "--rate-hz",
+            "20",
+            "--duration",
+            "1500ms",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let body = &resp[resp.find("\r\n\r\n").unwrap() + 4..];
+    let lines = body.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    let dummies: std::collections::BTreeSet<String> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.labels.get("sim") == Some("lab1"))
+        .filter_map(|s| s.labels.get("dummy").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        dummies.into_iter().collect::<Vec<_>>(),
+        vec!["Dummy0", "Dummy1"]
+    );
+    drop(bridge);
+}
