@@ -69,41 +69,20 @@ fn port_in_use_is_a_clear_error() {
 fn sigterm_ends_the_run_with_a_complete_run_directory() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
-        .args([
-            "run",
-            "--no-remote",
-            "--no-tui",
-            "--listen",
-            "127.0.0.1:0",
-            "--idle-timeout",
-            "0",
-            "--out",
-        ])
-        .arg(&out)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait (bounded) until the run directory is being written.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !out.join("rtf.csv").exists() {
-        assert!(Instant::now() < deadline, "run directory never appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = spawn_run_with_out(&out);
+    wait_until(
+        || out.join("rtf.csv").exists(),
+        "run directory never appeared",
+    );
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: plain kill(2) on our own child's pid.
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(rc, 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    wait_until(
+        || child.try_wait().unwrap().is_some(),
+        "no exit after SIGTERM",
+    );
+    let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
@@ -123,29 +102,12 @@ fn sigterm_ends_the_run_with_a_complete_run_directory() {
 fn a_killed_run_leaves_a_readable_summary_and_report() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
-        .args([
-            "run",
-            "--no-remote",
-            "--no-tui",
-            "--listen",
-            "127.0.0.1:0",
-            "--idle-timeout",
-            "0",
-            "--out",
-        ])
-        .arg(&out)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // The interim summary is written every 5 s; wait (bounded) for it, then kill -9.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !out.join("summary.json").exists() {
-        assert!(Instant::now() < deadline, "no interim summary.json");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut child = spawn_run_with_out(&out);
+    // The interim summary is written every 5 s; wait for it, then kill -9.
+    wait_until(
+        || out.join("summary.json").exists(),
+        "no interim summary.json",
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let summary: serde_json::Value =
@@ -165,4 +127,34 @@ fn a_killed_run_leaves_a_readable_summary_and_report() {
         String::from_utf8_lossy(&report.stderr)
     );
     assert!(out.join("report.html").exists());
+}
+
+/// `run --no-remote` writing to `out`, silent, idle timeout off.
+fn spawn_run_with_out(out: &std::path::Path) -> std::process::Child {
+    Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
+        .args([
+            "run",
+            "--no-remote",
+            "--no-tui",
+            "--listen",
+            "127.0.0.1:0",
+            "--idle-timeout",
+            "0",
+            "--out",
+        ])
+        .arg(out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `cond` every 50 ms for at most 60 s.
+fn wait_until(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

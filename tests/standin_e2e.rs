@@ -171,14 +171,19 @@ fn stepping_paced_to_twice_real_time() {
     assert_close("achieved RTF", Some(st.achieved_rtf), 2.0, 0.1);
 }
 
-/// A stand-in with the provided scene whose scripts send to `port`.
+/// A stand-in with the provided scene whose scripts send to `port`, remote API on a free port.
 fn standin_for(port: u16, dummies: u32, speed: Speed, start: bool) -> Standin {
+    standin_at(port, dummies, speed, start, 0)
+}
+
+/// The same with the remote API on `remote_port` (0 = any free port).
+fn standin_at(port: u16, dummies: u32, speed: Speed, start: bool, remote_port: u16) -> Standin {
     let xml = generate_scene(&SceneOptions {
         dummies,
         ..SceneOptions::default()
     });
     let mut config = StandinConfig::new(parse_scene(&xml).unwrap());
-    config.remote = Some(("127.0.0.1".into(), 0));
+    config.remote = Some(("127.0.0.1".into(), remote_port));
     config.speed = Some(speed);
     config.start = start;
     config
@@ -245,17 +250,19 @@ fn probe_reports_the_stand_in() {
     standin.shutdown().unwrap();
 }
 
-#[test]
-fn run_attaches_to_a_running_simulation_and_leaves_it_running() {
-    let _g = serial();
-    let rx_port = {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
-    let standin = standin_for(rx_port, 2, Speed::RealTime { rtf: 1.0 }, true);
-    let endpoint = standin.endpoint().unwrap().to_owned();
-    let listen = format!("127.0.0.1:{rx_port}");
-    let bridge = common::Bridge::spawn(&[
+/// A UDP port nobody listens on right now (for the bridge to bind after the stand-in starts).
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `coppelia-bridge run` against `endpoint`, listening on `udp_port`, final JSON on stdout.
+fn bridge_run(udp_port: u16, endpoint: &str, extra: &[&str]) -> common::Bridge {
+    let listen = format!("127.0.0.1:{udp_port}");
+    let mut args = vec![
         "run",
         "--no-tui",
         "--no-out",
@@ -264,13 +271,37 @@ fn run_attaches_to_a_running_simulation_and_leaves_it_running() {
         "1h",
         "--listen",
         &listen,
-        "--duration",
-        "2s",
-        "--expect-dummies",
-        "2",
         "--remote",
+        endpoint,
+    ];
+    args.extend_from_slice(extra);
+    common::Bridge::spawn(&args)
+}
+
+/// Polls the simulation state until `want` (bounded).
+fn wait_for_state(
+    client: &mut Client<coppelia_bridge::remote_api::ZmqTransport>,
+    want: SimState,
+    what: &str,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.get_simulation_state().unwrap() != want {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_attaches_to_a_running_simulation_and_leaves_it_running() {
+    let _g = serial();
+    let rx_port = free_udp_port();
+    let standin = standin_for(rx_port, 2, Speed::RealTime { rtf: 1.0 }, true);
+    let endpoint = standin.endpoint().unwrap().to_owned();
+    let bridge = bridge_run(
+        rx_port,
         &endpoint,
-    ]);
+        &["--duration", "2s", "--expect-dummies", "2"],
+    );
     let (status, stdout) = bridge.finish(Duration::from_secs(60));
     assert!(status.success());
     let snap = common::final_snapshot(&stdout);
@@ -294,43 +325,20 @@ fn run_attaches_to_a_running_simulation_and_leaves_it_running() {
 #[test]
 fn run_starts_and_stops_and_detects_a_restart() {
     let _g = serial();
-    let rx_port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let rx_port = free_udp_port();
     let standin = standin_for(rx_port, 2, Speed::RealTime { rtf: 1.0 }, false);
     let endpoint = standin.endpoint().unwrap().to_owned();
-    let listen = format!("127.0.0.1:{rx_port}");
-    let bridge = common::Bridge::spawn(&[
-        "run",
-        "--no-tui",
-        "--no-out",
-        "--json-stream",
-        "--print-interval",
-        "1h",
-        "--listen",
-        &listen,
-        "--duration",
-        "6s",
-        "--expect-dummies",
-        "2",
-        "--remote",
+    let bridge = bridge_run(
+        rx_port,
         &endpoint,
-    ]);
+        &["--duration", "6s", "--expect-dummies", "2"],
+    );
     bridge.wait_for("started the simulation", Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(1500));
     // Someone else restarts the simulation mid-run (as a user pressing stop, then start).
     let mut other = Client::connect(&endpoint, ClientConfig::default()).unwrap();
     other.stop_simulation().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while other.get_simulation_state().unwrap() != SimState::Stopped {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "simulation did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_state(&mut other, SimState::Stopped, "simulation did not stop");
     other.start_simulation().unwrap();
     let _ = other.close();
     bridge.wait_for("simulation restarted", Duration::from_secs(30));
@@ -347,14 +355,11 @@ fn run_starts_and_stops_and_detects_a_restart() {
         );
     }
     let mut client = Client::connect(&endpoint, ClientConfig::default()).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while client.get_simulation_state().unwrap() != SimState::Stopped {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bridge did not stop the simulation it started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_state(
+        &mut client,
+        SimState::Stopped,
+        "the bridge did not stop the simulation it started",
+    );
     let _ = client.close();
     standin.shutdown().unwrap();
 }
@@ -362,51 +367,29 @@ fn run_starts_and_stops_and_detects_a_restart() {
 #[test]
 fn coppeliasim_going_away_mid_run_is_survived_and_the_gap_recorded() {
     let _g = serial();
-    let rx_port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let rx_port = free_udp_port();
     let first = standin_for(rx_port, 2, Speed::RealTime { rtf: 1.0 }, true);
     let endpoint = first.endpoint().unwrap().to_owned();
     let remote_port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    let listen = format!("127.0.0.1:{rx_port}");
-    let bridge = common::Bridge::spawn(&[
-        "run",
-        "--no-tui",
-        "--no-out",
-        "--json-stream",
-        "--print-interval",
-        "1h",
-        "--listen",
-        &listen,
-        "--duration",
-        "8s",
-        "--idle-timeout",
-        "0",
-        "--remote-timeout",
-        "500ms",
-        "--remote",
+    let bridge = bridge_run(
+        rx_port,
         &endpoint,
-    ]);
+        &[
+            "--duration",
+            "8s",
+            "--idle-timeout",
+            "0",
+            "--remote-timeout",
+            "500ms",
+        ],
+    );
     bridge.wait_for("connected to CoppeliaSim", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     first.shutdown().unwrap();
     bridge.wait_for("CoppeliaSim stopped answering", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     // CoppeliaSim comes back on the same endpoint, already running (as after a restart).
-    let xml = generate_scene(&SceneOptions {
-        dummies: 2,
-        ..SceneOptions::default()
-    });
-    let mut config = StandinConfig::new(parse_scene(&xml).unwrap());
-    config.remote = Some(("127.0.0.1".into(), remote_port));
-    config.speed = Some(Speed::RealTime { rtf: 1.0 });
-    config.start = true;
-    config
-        .named_params
-        .insert("coppelia_bridge.port".into(), rx_port.to_string());
-    let second = spawn(config).unwrap();
+    let second = standin_at(rx_port, 2, Speed::RealTime { rtf: 1.0 }, true, remote_port);
     bridge.wait_for("CoppeliaSim answers again", Duration::from_secs(30));
     let (status, stdout) = bridge.finish(Duration::from_secs(60));
     assert!(status.success());
