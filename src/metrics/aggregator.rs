@@ -19,6 +19,10 @@ use crate::wire::{classify, flags, Datagram, Echo, Hello, Message, Stamp, NO_RTT
 const REJECT_LOG_BURST: u32 = 5;
 /// Length of the reject-log window.
 const REJECT_LOG_WINDOW_NS: i64 = 10_000_000_000;
+/// A dummy's source that has been silent this long may be replaced by another address
+/// without a HELLO (a restarted script whose HELLO was lost); before that, a second address
+/// sending for the same id is a second script with the same id.
+const OWNER_QUIET_NS: i64 = 2_000_000_000;
 
 /// How loud a notice is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +82,12 @@ impl Outcome {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    source: Source,
+    last_ns: UnixNanos,
+}
+
 #[derive(Debug, Default)]
 struct RejectLog {
     window_start_ns: UnixNanos,
@@ -94,6 +104,8 @@ pub struct Aggregator {
     dummies: BTreeMap<u32, DummyMetrics>,
     echo_wanted: HashMap<u32, bool>,
     legacy_sources: HashMap<SocketAddr, u32>,
+    /// The source that speaks for each v1 dummy id, and when it last did.
+    owners: HashMap<u32, Owner>,
     rejected: BTreeMap<String, SourceErrors>,
     reject_log: HashMap<String, RejectLog>,
     sessions: Vec<SessionRecord>,
@@ -110,6 +122,7 @@ impl Aggregator {
             dummies: BTreeMap::new(),
             echo_wanted: HashMap::new(),
             legacy_sources: HashMap::new(),
+            owners: HashMap::new(),
             rejected: BTreeMap::new(),
             reject_log: HashMap::new(),
             sessions: Vec::new(),
@@ -231,6 +244,9 @@ impl Aggregator {
             Datagram::V1(Message::Hello(h)) => self.on_hello(h, &m, now_ns, out),
             Datagram::V1(Message::Stamp(s)) => self.on_stamp(s, &m, now_ns, out),
             Datagram::V1(Message::Bye(b)) => {
+                if !self.claim(b.dummy_id, &m, now_ns, out) {
+                    return;
+                }
                 if let Some(d) = self.dummies.get_mut(&b.dummy_id) {
                     d.on_bye(&b, now_ns);
                     out.notice(
@@ -281,6 +297,28 @@ impl Aggregator {
     }
 
     fn on_hello(&mut self, h: Hello, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+        let at = m.recv_ns();
+        let previous = self.owners.insert(
+            h.dummy_id,
+            Owner {
+                source: m.source,
+                last_ns: at,
+            },
+        );
+        if let Some(old) =
+            previous.filter(|o| o.source != m.source && at - o.last_ns < OWNER_QUIET_NS)
+        {
+            out.notice(
+                NoticeLevel::Warn,
+                "duplicate_id",
+                Some(h.dummy_id),
+                format!(
+                    "dummy {} announced itself from {} while {} still sends for it: two scripts with the same id? \
+                     Give each dummy a unique alias number or id{{N}} in its extension string",
+                    h.dummy_id, m.source, old.source
+                ),
+            );
+        }
         let info = DummyInfo {
             id: h.dummy_id,
             name: h.name.clone(),
@@ -321,7 +359,53 @@ impl Aggregator {
         }
     }
 
+    /// Whether `source` may speak for v1 dummy `id` now; adopts it when the id is new or its
+    /// previous source has gone quiet. A second active source is rejected and named.
+    fn claim(&mut self, id: u32, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) -> bool {
+        let at = m.recv_ns();
+        match self.owners.get_mut(&id) {
+            Some(o) if o.source == m.source => o.last_ns = at,
+            Some(o) if at - o.last_ns < OWNER_QUIET_NS => {
+                let detail = format!(
+                    "dummy {id} already sends from {}: two scripts share id {id}; give each dummy a unique \
+                     alias number or id{{N}} in its extension string",
+                    o.source
+                );
+                self.reject(m.source, "duplicate_id", &detail, now_ns, out);
+                return false;
+            }
+            Some(o) => {
+                out.notice(
+                    NoticeLevel::Warn,
+                    "source_changed",
+                    Some(id),
+                    format!(
+                        "dummy {id} now sends from {} (was {}, silent since)",
+                        m.source, o.source
+                    ),
+                );
+                *o = Owner {
+                    source: m.source,
+                    last_ns: at,
+                };
+            }
+            None => {
+                self.owners.insert(
+                    id,
+                    Owner {
+                        source: m.source,
+                        last_ns: at,
+                    },
+                );
+            }
+        }
+        true
+    }
+
     fn on_stamp(&mut self, s: Stamp, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+        if !self.claim(s.dummy_id, m, now_ns, out) {
+            return;
+        }
         if !self.dummies.contains_key(&s.dummy_id) {
             // The bridge started after the scene: accept the dummy without its HELLO.
             let info = DummyInfo {
@@ -511,5 +595,250 @@ impl Aggregator {
             rejected: self.rejected.values().cloned().collect(),
             sim: self.sim.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::RecvEvent;
+    use crate::wire::{Bye, NO_SEQ};
+
+    const S: i64 = 1_000_000_000;
+    const T0: i64 = 1_700_000_000 * S;
+
+    fn udp(port: u16) -> Source {
+        Source::Udp(([127, 0, 0, 1], port).into())
+    }
+
+    fn msg(source: Source, payload: Vec<u8>, t: i64) -> CollectorEvent {
+        CollectorEvent::Message(RecvEvent {
+            source,
+            payload,
+            kernel_ns: Some(t),
+            read_ns: t + 20_000,
+            truncated: false,
+        })
+    }
+
+    fn hello(id: u32, flags: u16) -> Vec<u8> {
+        Message::Hello(Hello {
+            dummy_id: id,
+            dt_s: 0.05,
+            script_version: 1,
+            flags,
+            name: format!("Dummy{id}"),
+        })
+        .encode()
+    }
+
+    fn stamp(id: u32, seq: u32, sent_ns: i64) -> Vec<u8> {
+        Message::Stamp(Stamp {
+            dummy_id: id,
+            seq,
+            step: seq,
+            sim_time_s: f64::from(seq) * 0.05,
+            sent_unix_s: sent_ns as f64 / 1e9,
+            rtt_us: NO_RTT,
+        })
+        .encode()
+    }
+
+    fn agg() -> Aggregator {
+        Aggregator::new(MetricsConfig {
+            run_start_ns: T0,
+            ..MetricsConfig::default()
+        })
+    }
+
+    fn kinds(o: &Outcome) -> Vec<&'static str> {
+        o.notices.iter().map(|n| n.kind).collect()
+    }
+
+    #[test]
+    fn v1_dummy_is_registered_recorded_and_echoed_only_on_request() {
+        let mut a = agg();
+        let o = a.handle(msg(udp(1000), hello(3, 0), T0), T0);
+        assert_eq!(kinds(&o), ["dummy_registered"]);
+        let o = a.handle(
+            msg(udp(1000), stamp(3, 0, T0 + S), T0 + S + 150_000),
+            T0 + S,
+        );
+        let r = o.record.expect("a sample row");
+        assert_eq!((r.dummy_id, r.session, r.transport), (3, 0, Transport::Udp));
+        assert_eq!(r.latency_us, Some(150.0), "kernel receive − sender wall");
+        assert!(o.reply.is_none(), "no ECHO unless HELLO asked");
+
+        a.handle(msg(udp(2000), hello(4, flags::ECHO), T0), T0);
+        let o = a.handle(msg(udp(2000), stamp(4, 0, T0 + S), T0 + S), T0 + S + 1);
+        let (to, bytes) = o.reply.expect("ECHO");
+        assert_eq!(to, udp(2000));
+        let Ok(Message::Echo(e)) = Message::decode(&bytes) else {
+            panic!("not an ECHO")
+        };
+        assert_eq!((e.dummy_id, e.seq), (4, 0));
+        assert_eq!(a.dummy_ids(), vec![3, 4]);
+    }
+
+    #[test]
+    fn stamp_without_hello_registers_the_dummy_with_a_warning() {
+        let mut a = agg();
+        let o = a.handle(msg(udp(1000), stamp(7, 5, T0), T0), T0);
+        assert_eq!(kinds(&o), ["unannounced_dummy", "dummy_registered"]);
+        assert!(o.record.is_some());
+        let snap = a.snapshot(T0);
+        assert_eq!(snap.dummies[0].name, "Dummy7");
+        assert_eq!(snap.dummies[0].dt_s, None);
+    }
+
+    #[test]
+    fn legacy_registration_follows_the_address() {
+        let mut a = agg();
+        a.handle(msg(udp(1000), b"3".to_vec(), T0), T0);
+        let o = a.handle(
+            msg(udp(1000), 0.05f64.to_le_bytes().to_vec(), T0 + S),
+            T0 + S,
+        );
+        let r = o.record.expect("legacy time recorded");
+        assert_eq!(
+            (r.transport, r.sample.seq, r.latency_us),
+            (Transport::LegacyUdp, None, None)
+        );
+        let o = a.handle(
+            msg(udp(1001), 0.05f64.to_le_bytes().to_vec(), T0 + S),
+            T0 + S,
+        );
+        assert!(o.record.is_none(), "8 bytes from an unregistered address");
+        // The script restarts on another port: its old address no longer speaks for it.
+        a.handle(msg(udp(1001), b"3".to_vec(), T0 + 2 * S), T0 + 2 * S);
+        assert!(a
+            .handle(
+                msg(udp(1001), 0.1f64.to_le_bytes().to_vec(), T0 + 3 * S),
+                T0 + 3 * S
+            )
+            .record
+            .is_some());
+        assert!(a
+            .handle(
+                msg(udp(1000), 0.1f64.to_le_bytes().to_vec(), T0 + 3 * S),
+                T0 + 3 * S
+            )
+            .record
+            .is_none());
+        let rejected = &a.snapshot(T0 + 3 * S).rejected;
+        let reasons: Vec<_> = rejected
+            .iter()
+            .flat_map(|r| r.by_reason.keys().cloned())
+            .collect();
+        assert_eq!(reasons, ["legacy_unregistered", "legacy_unregistered"]);
+    }
+
+    #[test]
+    fn legacy_ids_are_udp_only() {
+        let mut a = agg();
+        let tcp = Source::Tcp {
+            peer: ([127, 0, 0, 1], 5000).into(),
+            conn: 1,
+        };
+        let o = a.handle(msg(tcp, b"3".to_vec(), T0), T0);
+        assert_eq!(kinds(&o), ["rejected"]);
+        assert!(a.dummy_ids().is_empty());
+    }
+
+    #[test]
+    fn rejects_are_counted_per_source_and_logged_rate_limited() {
+        let mut a = agg();
+        let mut logged = 0;
+        for i in 0..20 {
+            let o = a.handle(
+                msg(udp(1000), vec![0xff; 3 + i % 5], T0 + i as i64),
+                T0 + i as i64,
+            );
+            logged += o.notices.len();
+        }
+        assert_eq!(logged, REJECT_LOG_BURST as usize);
+        // The next window first says how many were not logged.
+        let o = a.handle(msg(udp(1000), vec![0xff; 3], T0 + 11 * S), T0 + 11 * S);
+        assert_eq!(o.notices.len(), 2);
+        assert!(
+            o.notices[0].message.contains("15 more rejected"),
+            "{}",
+            o.notices[0].message
+        );
+        let r = &a.snapshot(T0 + 11 * S).rejected;
+        assert_eq!((r.len(), r[0].total), (1, 21));
+        assert_eq!(r[0].source, "udp:127.0.0.1:1000");
+    }
+
+    #[test]
+    fn a_second_script_with_the_same_id_is_rejected_and_named() {
+        let mut a = agg();
+        a.handle(msg(udp(1000), hello(0, 0), T0), T0);
+        let mut dup_notices = Vec::new();
+        for k in 0..40u32 {
+            let t = T0 + i64::from(k) * S / 20;
+            a.handle(msg(udp(1000), stamp(0, k, t), t + 1000), t);
+            let o = a.handle(msg(udp(2000), stamp(0, k + 500, t), t + 2000), t);
+            dup_notices.extend(
+                o.notices
+                    .into_iter()
+                    .filter(|n| n.message.contains("two scripts share id 0")),
+            );
+        }
+        assert!(!dup_notices.is_empty() && dup_notices.len() <= REJECT_LOG_BURST as usize);
+        let snap = a.snapshot(T0 + 2 * S);
+        let d = &snap.dummies[0];
+        assert_eq!(
+            (d.messages, d.session),
+            (40, 0),
+            "the registered script's statistics are untouched"
+        );
+        assert_eq!(d.loss.as_ref().unwrap().lost, 0);
+        assert_eq!(snap.rejected[0].by_reason.get("duplicate_id"), Some(&40));
+        // Once the first source is quiet for 2 s, the other one may take over (restart).
+        let t = T0 + 5 * S;
+        let o = a.handle(msg(udp(2000), stamp(0, 0, t), t + 2000), t);
+        assert!(kinds(&o).contains(&"source_changed"), "{:?}", kinds(&o));
+        assert!(o.record.is_some());
+    }
+
+    #[test]
+    fn a_bye_from_another_source_does_not_end_the_dummy() {
+        let mut a = agg();
+        a.handle(msg(udp(1000), hello(0, 0), T0), T0);
+        a.handle(msg(udp(1000), stamp(0, 0, T0), T0 + 1000), T0);
+        let bye = Message::Bye(Bye {
+            dummy_id: 0,
+            last_seq: NO_SEQ,
+            stamps_sent: 0,
+            send_errors: 0,
+            echoes_received: 0,
+        })
+        .encode();
+        a.handle(msg(udp(2000), bye, T0 + 1000), T0 + 1000);
+        assert_ne!(
+            a.snapshot(T0 + 2000).dummies[0].state,
+            crate::metrics::DummyState::Ended
+        );
+    }
+
+    #[test]
+    fn kernel_drops_are_reported_when_they_grow() {
+        let mut a = agg();
+        assert!(a
+            .handle(CollectorEvent::KernelDrops(0), T0)
+            .notices
+            .is_empty());
+        let o = a.handle(CollectorEvent::KernelDrops(12), T0);
+        assert!(
+            o.notices[0].message.contains("dropped 12 datagrams"),
+            "{}",
+            o.notices[0].message
+        );
+        assert!(a
+            .handle(CollectorEvent::KernelDrops(12), T0)
+            .notices
+            .is_empty());
+        assert_eq!(a.snapshot(T0).kernel_drops, Some(12));
     }
 }
