@@ -12,6 +12,9 @@ bash scripts/setup-python.sh
 echo "== format and lints"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
+# The fuzz targets (their own workspace; running them needs cargo-fuzz and a nightly
+# toolchain) must at least keep compiling against the library.
+cargo check --quiet --manifest-path fuzz/Cargo.toml
 
 echo "== tests"
 log=$(mktemp)

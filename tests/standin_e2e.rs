@@ -145,6 +145,30 @@ fn a_two_second_stall_is_the_worst_window_and_flagged() {
         );
     }
     assert!(out_dir.join("report.html").exists());
+    // The real summary.json of this run follows the documented schema.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/summary.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "summary.json of a real run violates docs/summary.schema.json: {errors:#?}"
+    );
+    assert!(
+        summary["final"]["sim"]["version"].is_string(),
+        "remote API figures are in the summary"
+    );
 }
 
 #[test]
