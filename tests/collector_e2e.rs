@@ -6,7 +6,7 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_close, bin, final_snapshot, Bridge};
+use common::{assert_close, bin, final_snapshot};
 use coppelia_bridge::commands::emit::{emit, EmitArgs};
 use coppelia_bridge::commands::run::{
     bind_receivers, collect_with, empty_snapshot, NullSink, RunArgs, RunOutcome,
@@ -16,16 +16,7 @@ use coppelia_bridge::metrics::{DummyState, Transport};
 /// `emit` 4 dummies at 20 Hz for 3 s → `run --no-remote --expect-dummies 4`, both binaries.
 #[test]
 fn emit_and_run_binaries_measure_four_dummies() {
-    let bridge = Bridge::spawn(&[
-        "run",
-        "--no-remote",
-        "--no-out",
-        "--no-tui",
-        "--json-stream",
-        "--print-interval",
-        "1h",
-        "--listen",
-        "127.0.0.1:0",
+    let bridge = common::bridge_no_remote(&[
         "--expect-dummies",
         "4",
         "--idle-timeout",
@@ -374,15 +365,7 @@ fn tcp_with_echo_and_oversized_frames() {
 #[test]
 fn run_serves_prometheus_metrics() {
     use std::io::{Read, Write};
-    let bridge = Bridge::spawn(&[
-        "run",
-        "--no-remote",
-        "--no-out",
-        "--no-tui",
-        "--print-interval",
-        "1h",
-        "--listen",
-        "127.0.0.1:0",
+    let bridge = common::bridge_no_remote(&[
         "--metrics-addr",
         "127.0.0.1:0",
         "--instance",

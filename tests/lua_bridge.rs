@@ -20,23 +20,9 @@ fn run_harness(port: &str, extra: &[&str]) {
 }
 
 fn bridge(extra: &[&str]) -> Bridge {
-    let mut args = vec![
-        "run",
-        "--no-remote",
-        "--no-out",
-        "--no-tui",
-        "--json-stream",
-        "--print-interval",
-        "1h",
-        "--listen",
-        "127.0.0.1:0",
-        "--idle-timeout",
-        "1s",
-        "--duration",
-        "60s",
-    ];
+    let mut args = vec!["--idle-timeout", "1s", "--duration", "60s"];
     args.extend_from_slice(extra);
-    Bridge::spawn(&args)
+    common::bridge_no_remote(&args)
 }
 
 #[test]

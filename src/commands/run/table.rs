@@ -4,10 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::metrics::{DummySnapshot, RunSnapshot};
-
-fn opt(v: Option<f64>, decimals: usize) -> String {
-    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
-}
+use crate::output::format::opt;
 
 /// The per-dummy table printed when a run ends.
 pub fn summary_table(s: &RunSnapshot) -> String {
