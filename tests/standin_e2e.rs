@@ -438,3 +438,49 @@ fn coppeliasim_going_away_mid_run_is_survived_and_the_gap_recorded() {
     }
     second.shutdown().unwrap();
 }
+
+/// The README's first command, through the binary: it runs, measures, writes the run
+/// directory with its report, and exits 0.
+#[test]
+fn demo_command_runs_from_the_cli() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let result = std::process::Command::new(common::bin())
+        .args([
+            "demo",
+            "--no-tui",
+            "--duration",
+            "2s",
+            "--print-interval",
+            "1h",
+            "--out",
+        ])
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let table = String::from_utf8_lossy(&result.stdout);
+    for name in ["Dummy0", "Dummy1", "Dummy2", "Dummy3"] {
+        assert!(table.contains(name), "summary table lists {name}:\n{table}");
+    }
+    assert!(
+        table.contains("simulation: stopped 4.6.0"),
+        "the bridge stopped what it started:\n{table}"
+    );
+    for file in [
+        "summary.json",
+        "report.html",
+        "events.jsonl",
+        "rtf.csv",
+        "bridge.log",
+        "samples/dummy_3.csv",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+}

@@ -152,15 +152,22 @@ impl SimView {
                     format!("remote API: {error}"),
                 )
             }
-            DriverEvent::Finished { stopped_simulation } => note(
-                NoticeLevel::Info,
-                "sim_finished",
+            DriverEvent::Finished { stopped_simulation } => {
                 if *stopped_simulation {
-                    "stopped the simulation the bridge had started".into()
-                } else {
-                    "left the simulation as it was".into()
-                },
-            ),
+                    // No poll follows the driver's own stop: record it, or the summary would
+                    // report the last polled state ("running").
+                    self.state = Some(SimState::Stopped);
+                }
+                note(
+                    NoticeLevel::Info,
+                    "sim_finished",
+                    if *stopped_simulation {
+                        "stopped the simulation the bridge had started".into()
+                    } else {
+                        "left the simulation as it was".into()
+                    },
+                )
+            }
         }
     }
 
@@ -223,6 +230,24 @@ mod tests {
         assert!((s.rtf.total.unwrap() - 0.5).abs() < 1e-9, "{:?}", s.rtf);
         assert_eq!(s.remote_rtt.unwrap().count, 51);
         assert!(v.is_advancing());
+    }
+
+    #[test]
+    fn the_drivers_own_stop_is_the_final_state() {
+        let mut v = SimView::new(0, 1.0);
+        v.on_event(&DriverEvent::StateChanged {
+            wall_ns: 0,
+            from: None,
+            to: SimState::Running,
+        });
+        v.on_event(&DriverEvent::Finished {
+            stopped_simulation: false,
+        });
+        assert_eq!(v.snapshot(S).state, "running", "attached: left running");
+        v.on_event(&DriverEvent::Finished {
+            stopped_simulation: true,
+        });
+        assert_eq!(v.snapshot(S).state, "stopped");
     }
 
     #[test]
