@@ -147,17 +147,6 @@ impl Aggregator {
         self.dummies.keys().copied().collect()
     }
 
-    /// Highest simulation time each dummy reported, with whether it said BYE.
-    pub fn progress(&self, now_ns: UnixNanos) -> Vec<(u32, Option<f64>, bool)> {
-        self.dummies
-            .iter()
-            .map(|(id, d)| {
-                let s = d.snapshot(now_ns, &self.cfg);
-                (*id, s.last_sim_time_s, s.state == super::DummyState::Ended)
-            })
-            .collect()
-    }
-
     /// Earlier sessions (a dummy restarted).
     pub fn sessions(&self) -> &[SessionRecord] {
         &self.sessions

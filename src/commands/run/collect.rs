@@ -14,7 +14,7 @@ use crate::collector::{
     bind_udp, spawn_tcp, unix_now_ns, CollectorEvent, ReplySink, TcpConfig, UdpConfig,
 };
 use crate::metrics::aggregator::{Aggregator, Notice, NoticeLevel, SampleRecord};
-use crate::metrics::{MetricsConfig, RunSnapshot, SessionRecord, UnixNanos};
+use crate::metrics::{DummyState, MetricsConfig, RunSnapshot, SessionRecord, UnixNanos};
 use crate::output::UiAction;
 use crate::remote_api::driver::{self, DriverEvent, DriverHandle};
 
@@ -115,20 +115,6 @@ pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
         replies,
         drop_counter,
     })
-}
-
-/// Binds the receivers, connects to CoppeliaSim unless `--no-remote`, and collects until a
-/// stop rule fires, writing nothing.
-pub async fn collect(args: &RunArgs) -> anyhow::Result<RunOutcome> {
-    let receivers = bind_receivers(&args.collect).await?;
-    let sim = if args.no_remote {
-        None
-    } else {
-        Some(connect_sim(&args.sim).await?)
-    };
-    let (_actions_tx, actions) = mpsc::channel(1);
-    let (snap_tx, _snap_rx) = watch::channel(empty_snapshot());
-    collect_with(args, receivers, sim, Box::new(NullSink), snap_tx, actions).await
 }
 
 /// The running remote-API driver and its events.
@@ -259,7 +245,11 @@ pub async fn collect_with(
                 let snap = agg.snapshot(now);
                 sink.tick(&snap, agg.sessions()).context("cannot write the run directory")?;
                 printer.maybe_print(&snap, now, args.output.json_stream);
-                progress.dummies = agg.progress(now).into_iter().map(|(_, t, e)| (t, e)).collect();
+                progress.dummies = snap
+                    .dummies
+                    .iter()
+                    .map(|d| (d.last_sim_time_s, d.state == DummyState::Ended))
+                    .collect();
                 let _ = snapshots.send(snap);
                 if let Some(r) = rules.check(&progress, now) {
                     break r;

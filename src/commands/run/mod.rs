@@ -16,8 +16,8 @@ use anyhow::Context;
 use crate::output::{run_tui, RunInfo, RunMeta};
 
 pub use collect::{
-    bind_receivers, collect, collect_with, connect_sim, empty_snapshot, NullSink, Receivers,
-    RunOutcome, RunSink, SimLink,
+    bind_receivers, collect_with, connect_sim, empty_snapshot, NullSink, Receivers, RunOutcome,
+    RunSink, SimLink,
 };
 pub use sim_view::SimView;
 pub use sink::DirSink;
