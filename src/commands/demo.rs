@@ -6,20 +6,16 @@
 //! parameter `coppelia_bridge.port`, exactly as a user redirects a scene with
 //! `-Gcoppelia_bridge.port=…`. Then it is an ordinary `run`: real remote API, real UDP.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use super::probe::RemoteArgs;
-use super::run::{bind_receivers, CollectArgs, OutputArgs, Prepared, RunArgs, SimArgs, StopArgs};
+use super::run::{bind_receivers, OutputArgs, Prepared, RunArgs};
 use crate::cli::parse_duration;
-use crate::collector::DEFAULT_RECV_BUFFER;
 use crate::scene::parse::parse_scene;
 use crate::scene::{generate_scene, SceneOptions};
 use crate::standin::{spawn, Speed, Stall, StandinConfig};
-use crate::wire::DEFAULT_MAX_FRAME;
 
 /// Flags of `coppelia-bridge demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -83,7 +79,7 @@ pub async fn demo(args: &DemoArgs) -> anyhow::Result<super::run::RunOutcome> {
         args.passes_per_frame >= 1,
         "--passes-per-frame must be at least 1"
     );
-    let mut run_args = run_args(args);
+    let mut run_args = run_args(args)?;
     let prepared = Prepared::new(&run_args.output)?;
     let receivers = bind_receivers(&run_args.collect).await?;
     let port = receivers.tcp_addr.unwrap_or(receivers.udp_addr).port();
@@ -139,36 +135,25 @@ fn standin_config(args: &DemoArgs, bridge_port: u16) -> anyhow::Result<StandinCo
     Ok(config)
 }
 
-fn run_args(args: &DemoArgs) -> RunArgs {
-    let loopback_any = "127.0.0.1:0".parse().expect("literal address");
-    RunArgs {
-        collect: CollectArgs {
-            listen: loopback_any,
-            tcp_listen: args.tcp.then_some(loopback_any),
-            recv_buffer: DEFAULT_RECV_BUFFER,
-            max_frame: DEFAULT_MAX_FRAME,
-        },
-        stop: StopArgs {
-            duration: Some(args.duration),
-            until_sim_time: None,
-            idle_timeout: Duration::from_secs(5),
-            expect_dummies: Some(args.dummies as usize),
-            expect_timeout: Duration::from_secs(30),
-            warmup: Duration::ZERO,
-            rtf_tolerance: 0.1,
-        },
-        output: args.output.clone(),
-        sim: SimArgs {
-            remote: RemoteArgs {
-                remote: String::new(), // the stand-in's, once it is bound
-                remote_timeout: Duration::from_secs(3),
-            },
-            scene: None::<PathBuf>,
-            no_start: false,
-            stepping: args.stepping,
-            target_rtf: args.target_rtf,
-            poll_hz: 10.0,
-        },
-        no_remote: false,
+/// `run` with its own defaults (parsed by clap, so they cannot drift from `run --help`),
+/// then what the demo decides: free loopback ports, the measurement length, N expected
+/// dummies, stepping, and the demo's output flags. The remote endpoint is set once the
+/// stand-in is bound.
+fn run_args(args: &DemoArgs) -> anyhow::Result<RunArgs> {
+    #[derive(clap::Parser)]
+    struct RunCli {
+        #[command(flatten)]
+        run: RunArgs,
     }
+    let mut run = <RunCli as clap::Parser>::try_parse_from(["run", "--listen", "127.0.0.1:0"])
+        .context("cannot build the bridge's settings for the demo")?
+        .run;
+    let loopback_any = "127.0.0.1:0".parse().expect("literal address");
+    run.collect.tcp_listen = args.tcp.then_some(loopback_any);
+    run.stop.duration = Some(args.duration);
+    run.stop.expect_dummies = Some(args.dummies as usize);
+    run.output = args.output.clone();
+    run.sim.stepping = args.stepping;
+    run.sim.target_rtf = args.target_rtf;
+    Ok(run)
 }
