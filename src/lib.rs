@@ -5,8 +5,13 @@
 //! reports per-dummy real-time factor, latency, rate, jitter and loss.
 //!
 //! # Layout
+//! - [`time`]: wall-clock time as the bridge counts it (`UnixNanos`), and reading it.
+//! - [`event`]: data crossing modules: receiver batches and status, notices and their kinds
+//!   (pure).
 //! - [`wire`]: v1 datagram/frame codecs and the legacy notebook format (pure).
-//! - [`metrics`]: per-dummy statistics, snapshots, and the aggregator that owns them (pure).
+//! - [`metrics`]: per-dummy and simulation-wide statistics, snapshots, and the aggregator that
+//!   owns them (pure).
+//! - [`run`]: a measured run as a state machine, `(event, now)` in, actions out (pure).
 //! - [`emitter`]: a synthetic dummy sending what the Lua script sends (pure).
 //! - [`collector`]: UDP/TCP receivers with kernel timestamps, feeding the aggregator (I/O).
 //! - [`remote_api`]: ZeroMQ remote API, protocol 2: CBOR messages (pure) and REQ client (I/O).
@@ -21,10 +26,13 @@ pub mod cli;
 pub mod collector;
 pub mod commands;
 pub mod emitter;
+pub mod event;
 pub mod lua;
 pub mod metrics;
 pub mod output;
 pub mod remote_api;
+pub mod run;
 pub mod scene;
 pub mod standin;
+pub mod time;
 pub mod wire;

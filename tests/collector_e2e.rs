@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{assert_close, bin, final_snapshot};
 use coppelia_bridge::commands::emit::{emit, EmitArgs};
 use coppelia_bridge::commands::run::{
-    bind_receivers, collect_with, empty_snapshot, NullSink, RunArgs, RunOutcome,
+    bind_receivers, collect_with, empty_snapshot, Channels, NullSink, RunArgs, RunOutcome,
 };
 use coppelia_bridge::metrics::{DummyState, Transport};
 
@@ -94,11 +94,11 @@ where
         let receivers = bind_receivers(&run.collect).await.unwrap();
         let addr = receivers.udp_addr;
         let (snap_tx, _rx) = tokio::sync::watch::channel(empty_snapshot());
-        let (_stop_tx, stop_rx) = tokio::sync::mpsc::channel(1);
+        let (channels, _keys) = Channels::headless(snap_tx);
         let sender = tokio::task::spawn_blocking(move || send(addr));
         let outcome = tokio::time::timeout(
             Duration::from_secs(60),
-            collect_with(&run, receivers, None, Box::new(NullSink), snap_tx, stop_rx),
+            collect_with(&run, receivers, None, Box::new(NullSink), channels),
         )
         .await
         .expect("run ended")
@@ -313,7 +313,7 @@ fn tcp_with_echo_and_oversized_frames() {
         let receivers = bind_receivers(&run.collect).await.unwrap();
         let tcp = receivers.tcp_addr.unwrap();
         let (snap_tx, _rx) = tokio::sync::watch::channel(empty_snapshot());
-        let (_stop_tx, stop_rx) = tokio::sync::mpsc::channel(1);
+        let (channels, _keys) = Channels::headless(snap_tx);
         let sender = tokio::spawn(async move {
             // A client announcing a 1 MiB frame is cut off; others are not affected.
             use tokio::io::AsyncWriteExt;
@@ -335,7 +335,7 @@ fn tcp_with_echo_and_oversized_frames() {
             .await
             .unwrap()
         });
-        let outcome = collect_with(&run, receivers, None, Box::new(NullSink), snap_tx, stop_rx)
+        let outcome = collect_with(&run, receivers, None, Box::new(NullSink), channels)
             .await
             .unwrap();
         (outcome, sender.await.unwrap())

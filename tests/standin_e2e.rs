@@ -479,7 +479,7 @@ fn demo_command_runs_from_the_cli() {
         "events.jsonl",
         "rtf.csv",
         "bridge.log",
-        "samples/dummy_3.csv",
+        "samples.csv",
     ] {
         assert!(out.join(file).exists(), "{file} missing");
     }

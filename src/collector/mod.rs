@@ -1,8 +1,15 @@
-//! Receivers (I/O): UDP with kernel receive timestamps, and framed TCP.
+//! Receivers (I/O): UDP with kernel receive timestamps read in batches, and framed TCP.
 //!
-//! Receivers own no metric state: each received message becomes a [`CollectorEvent`]
-//! sent over a channel to the one aggregator (`metrics::aggregator`), which may answer
-//! through the [`ReplySink`] (ECHO messages).
+//! Receivers own no metric state: what they read becomes [`ReceiverEvent`]s (batches of
+//! arrivals, connection status) sent over a channel to the one aggregator, which may answer
+//! through the [`ReplySink`] (ECHO messages). The event types live in [`crate::event`].
+//!
+//! Cost model (docs/PERFORMANCE.md): the UDP receiver runs on its own thread and drains the
+//! socket with `recvmmsg`, up to 64 datagrams per system call, into one [`ArrivalBatch`] per
+//! burst: no allocation, channel send or wake-up per datagram. When a burst was large (the
+//! rate is high), it waits a bounded [`ReadCadence::pause`] before reading again, so the
+//! kernel queues the next burst meanwhile; the kernel's receive stamps make that delay
+//! invisible to every latency figure.
 
 mod error;
 mod recvmsg;
@@ -10,137 +17,113 @@ mod tcp;
 mod udp;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use error::CollectorError;
+pub use recvmsg::MAX_DATAGRAM;
 pub use tcp::{spawn_tcp, TcpConfig};
-pub use udp::{bind_udp, UdpConfig, UdpReceiver, DEFAULT_RECV_BUFFER};
+pub use udp::{bind_udp, ReadCadence, UdpConfig, UdpReceiver, DEFAULT_RECV_BUFFER};
 
-use crate::metrics::{RecvClock, UnixNanos};
+use crate::event::{ArrivalBatch, Source};
 
-/// Where a message came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    Udp(SocketAddr),
-    /// One TCP connection; `conn` distinguishes reconnections from the same address.
-    Tcp {
-        peer: SocketAddr,
-        conn: u64,
-    },
-}
+/// Most arrivals in one batch (a burst larger than this is split).
+pub const BATCH_LIMIT: usize = 1024;
+/// Batches kept for reuse.
+const POOL_KEEP: usize = 16;
 
-impl Source {
-    pub fn addr(&self) -> SocketAddr {
-        match self {
-            Source::Udp(a) => *a,
-            Source::Tcp { peer, .. } => *peer,
+/// Reusable [`ArrivalBatch`]es: the receiver takes one, the run loop gives it back once
+/// handled, so steady operation allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct BatchPool(Arc<Mutex<Vec<ArrivalBatch>>>);
+
+impl BatchPool {
+    /// An empty batch, reused if one is available.
+    pub fn take(&self) -> ArrivalBatch {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(|| ArrivalBatch::with_capacity(BATCH_LIMIT, BATCH_LIMIT * 64))
+    }
+
+    /// Returns a handled batch for reuse.
+    pub fn give(&self, mut batch: ArrivalBatch) {
+        batch.clear();
+        let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < POOL_KEEP {
+            pool.push(batch);
         }
     }
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Udp(a) => write!(f, "udp:{a}"),
-            Source::Tcp { peer, conn } => write!(f, "tcp:{peer}#{conn}"),
-        }
-    }
-}
-
-/// One message as received, with its timestamps.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecvEvent {
-    pub source: Source,
-    pub payload: Vec<u8>,
-    /// Kernel receive stamp (`SO_TIMESTAMPNS`), when the kernel provided one.
-    pub kernel_ns: Option<UnixNanos>,
-    /// When user space read it.
-    pub read_ns: UnixNanos,
-    /// The datagram was larger than the receive buffer and was cut.
-    pub truncated: bool,
-}
-
-impl RecvEvent {
-    /// Best arrival time: the kernel's if present, else the user-space read time.
-    pub fn recv_ns(&self) -> UnixNanos {
-        self.kernel_ns.unwrap_or(self.read_ns)
-    }
-
-    pub fn recv_clock(&self) -> RecvClock {
-        if self.kernel_ns.is_some() {
-            RecvClock::Kernel
-        } else {
-            RecvClock::User
-        }
-    }
-}
-
-/// Everything receivers report to the aggregator.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CollectorEvent {
-    Message(RecvEvent),
-    TcpOpened {
-        source: Source,
-    },
-    TcpClosed {
-        source: Source,
-        reason: String,
-        lost_partial_bytes: usize,
-    },
-    /// A frame error closed the connection (oversized or empty frame).
-    TcpFrameError {
-        source: Source,
-        error: String,
-    },
-    /// Cumulative datagrams dropped by the kernel for lack of receive buffer (`SO_RXQ_OVFL`).
-    KernelDrops(u64),
 }
 
 /// Sends replies (ECHOs) back to where a message came from.
 #[derive(Debug, Clone, Default)]
 pub struct ReplySink {
-    udp: Option<Arc<tokio::net::UdpSocket>>,
+    udp: Option<Arc<socket2::Socket>>,
     tcp: Arc<Mutex<HashMap<u64, tokio::sync::mpsc::Sender<Vec<u8>>>>>,
 }
 
 impl ReplySink {
-    pub fn new(udp: Option<Arc<tokio::net::UdpSocket>>) -> Self {
+    /// Replies to UDP sources go out through `udp` (a handle on the receiving socket).
+    pub fn new(udp: Option<socket2::Socket>) -> Self {
         Self {
-            udp,
+            udp: udp.map(Arc::new),
             tcp: Arc::default(),
         }
     }
 
+    // A panic elsewhere while holding the map must not take the receivers down with it:
+    // the map is always consistent, so a poisoned lock is simply taken over.
+    fn tcp_map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, tokio::sync::mpsc::Sender<Vec<u8>>>> {
+        self.tcp.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn register_tcp(&self, conn: u64, tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
-        self.tcp.lock().expect("reply map").insert(conn, tx);
+        self.tcp_map().insert(conn, tx);
     }
 
     pub(crate) fn unregister_tcp(&self, conn: u64) {
-        self.tcp.lock().expect("reply map").remove(&conn);
+        self.tcp_map().remove(&conn);
     }
 
     /// Best effort, never blocks: a reply that cannot be sent now is dropped (an ECHO is
     /// only useful while fresh). Returns whether it was handed to the socket.
     pub fn send(&self, to: Source, payload: &[u8]) -> bool {
         match to {
-            Source::Udp(addr) => self
-                .udp
-                .as_ref()
-                .is_some_and(|s| s.try_send_to(payload, addr).is_ok()),
-            Source::Tcp { conn, .. } => {
-                let map = self.tcp.lock().expect("reply map");
-                map.get(&conn)
-                    .is_some_and(|tx| tx.try_send(crate::wire::encode_frame(payload)).is_ok())
-            }
+            Source::Udp(addr) => self.udp.as_ref().is_some_and(|s| {
+                s.send_to_with_flags(payload, &addr.into(), libc::MSG_DONTWAIT)
+                    .is_ok()
+            }),
+            Source::Tcp { conn, .. } => self
+                .tcp_map()
+                .get(&conn)
+                .is_some_and(|tx| tx.try_send(crate::wire::encode_frame(payload)).is_ok()),
         }
     }
 }
 
-/// Wall clock now, ns since the Unix epoch.
-pub fn unix_now_ns() -> UnixNanos {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    d.as_nanos() as UnixNanos
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_hands_back_cleared_batches_and_keeps_a_few() {
+        let pool = BatchPool::default();
+        let mut b = pool.take();
+        b.push(crate::event::Arrival {
+            source: Source::Udp(([127, 0, 0, 1], 1).into()),
+            payload: b"x",
+            kernel_ns: None,
+            read_ns: 0,
+            truncated: false,
+        });
+        pool.give(b);
+        assert!(pool.take().is_empty());
+        for _ in 0..2 * POOL_KEEP {
+            pool.give(ArrivalBatch::default());
+        }
+        assert_eq!(pool.0.lock().unwrap().len(), POOL_KEEP);
+    }
 }

@@ -1,15 +1,29 @@
 //! TCP receiver: `<u32 length><payload>` frames (docs/PROTOCOL.md), many clients at once.
+//!
+//! Each connection is read in chunks of up to [`READ_CHUNK`] bytes with `recvmsg`, so one
+//! system call and one channel send carry every frame that arrived meanwhile, and the kernel
+//! attaches its receive stamp (`SO_TIMESTAMPNS` works on stream sockets too: Linux
+//! `tcp_recv_timestamp`). That stamp is the arrival of the newest segment the read consumed:
+//! frames that waited in the socket behind it share it, so for them it errs late by at most
+//! the read backlog (with one frame per pass and per segment, they are rare).
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{unix_now_ns, CollectorError, CollectorEvent, RecvEvent, ReplySink, Source};
+use super::recvmsg::{enable_kernel_stamps, recv_one};
+use super::{CollectorError, ReplySink};
+use crate::event::{Arrival, ArrivalBatch, ReceiverEvent, ReceiverStatus, Source};
+use crate::time::unix_now_ns;
 use crate::wire::FrameDecoder;
+
+/// Bytes read per system call and connection.
+const READ_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct TcpConfig {
@@ -24,7 +38,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// and spawns the accept loop.
 pub async fn spawn_tcp(
     cfg: TcpConfig,
-    tx: mpsc::Sender<CollectorEvent>,
+    tx: mpsc::Sender<ReceiverEvent>,
     replies: ReplySink,
 ) -> Result<(SocketAddr, JoinHandle<()>), CollectorError> {
     let addr = cfg.listen;
@@ -45,7 +59,7 @@ pub async fn spawn_tcp(
 async fn accept_loop(
     listener: TcpListener,
     cfg: TcpConfig,
-    tx: mpsc::Sender<CollectorEvent>,
+    tx: mpsc::Sender<ReceiverEvent>,
     replies: ReplySink,
 ) {
     loop {
@@ -74,19 +88,24 @@ async fn accept_loop(
     }
 }
 
+fn status(s: ReceiverStatus) -> ReceiverEvent {
+    ReceiverEvent::Status(s)
+}
+
 async fn serve_conn(
     stream: TcpStream,
     source: Source,
     max_frame: usize,
-    tx: mpsc::Sender<CollectorEvent>,
+    tx: mpsc::Sender<ReceiverEvent>,
     replies: ReplySink,
 ) {
     let Source::Tcp { conn, .. } = source else {
         return;
     };
-    let (mut rd, mut wr) = stream.into_split();
+    enable_kernel_stamps(stream.as_raw_fd());
     let (reply_tx, mut reply_rx) = mpsc::channel::<Vec<u8>>(256);
     replies.register_tcp(conn, reply_tx);
+    let (rd, mut wr) = stream.into_split();
     let writer = tokio::spawn(async move {
         while let Some(frame) = reply_rx.recv().await {
             if wr.write_all(&frame).await.is_err() {
@@ -94,63 +113,68 @@ async fn serve_conn(
             }
         }
     });
-    let _ = tx.send(CollectorEvent::TcpOpened { source }).await;
-    let end = read_frames(&mut rd, source, max_frame, &tx).await;
+    let _ = tx.send(status(ReceiverStatus::TcpOpened { source })).await;
+    let end = read_frames(&rd, source, max_frame, &tx).await;
     replies.unregister_tcp(conn);
     writer.abort();
-    let _ = tx.send(end).await;
+    let _ = tx.send(status(end)).await;
 }
 
 /// Reads frames until the peer closes or a frame error; returns the closing event.
 async fn read_frames(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &tokio::net::tcp::OwnedReadHalf,
     source: Source,
     max_frame: usize,
-    tx: &mpsc::Sender<CollectorEvent>,
-) -> CollectorEvent {
+    tx: &mpsc::Sender<ReceiverEvent>,
+) -> ReceiverStatus {
+    let stream: &TcpStream = rd.as_ref();
+    let fd = stream.as_raw_fd();
     let mut decoder = FrameDecoder::new(max_frame);
-    let mut buf = vec![0u8; 8192];
+    let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) => 0,
-            Ok(n) => n,
-            Err(e) => {
-                return closed(source, e.to_string(), decoder.pending());
-            }
+        if let Err(e) = stream.readable().await {
+            return closed(source, e.to_string(), decoder.pending());
+        }
+        let got = match stream.try_io(Interest::READABLE, || recv_one(fd, &mut buf)) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return closed(source, e.to_string(), decoder.pending()),
         };
-        if n == 0 {
+        if got.len == 0 {
             return closed(source, "peer closed".into(), decoder.pending());
         }
         let read_ns = unix_now_ns();
-        decoder.extend(&buf[..n]);
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(payload)) => {
-                    let ev = RecvEvent {
-                        source,
-                        payload,
-                        kernel_ns: None,
-                        read_ns,
-                        truncated: false,
-                    };
-                    if tx.send(CollectorEvent::Message(ev)).await.is_err() {
-                        return closed(source, "bridge stopping".into(), 0);
-                    }
-                }
-                Ok(None) => break,
+        decoder.extend(&buf[..got.len]);
+        let mut batch = ArrivalBatch::default();
+        let end = loop {
+            match decoder.next_frame_ref() {
+                Ok(Some(payload)) => batch.push(Arrival {
+                    source,
+                    payload,
+                    kernel_ns: got.kernel_ns,
+                    read_ns,
+                    truncated: false,
+                }),
+                Ok(None) => break None,
                 Err(e) => {
-                    return CollectorEvent::TcpFrameError {
+                    break Some(ReceiverStatus::TcpFrameError {
                         source,
                         error: e.to_string(),
-                    }
+                    })
                 }
             }
+        };
+        if !batch.is_empty() && tx.send(ReceiverEvent::Arrivals(batch)).await.is_err() {
+            return closed(source, "bridge stopping".into(), 0);
+        }
+        if let Some(end) = end {
+            return end;
         }
     }
 }
 
-fn closed(source: Source, reason: String, lost_partial_bytes: usize) -> CollectorEvent {
-    CollectorEvent::TcpClosed {
+fn closed(source: Source, reason: String, lost_partial_bytes: usize) -> ReceiverStatus {
+    ReceiverStatus::TcpClosed {
         source,
         reason,
         lost_partial_bytes,

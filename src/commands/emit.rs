@@ -315,5 +315,5 @@ impl Link {
 }
 
 fn unix_now_s() -> f64 {
-    crate::collector::unix_now_ns() as f64 / 1e9
+    crate::time::unix_now_ns() as f64 / 1e9
 }

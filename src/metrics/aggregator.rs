@@ -1,6 +1,6 @@
 //! The aggregator: the one owner of metric state.
 //!
-//! Receivers send it [`CollectorEvent`]s; it classifies each payload (v1, legacy, garbage),
+//! Receivers send it [`Arrival`]s and [`ReceiverStatus`] events; it classifies each payload (v1, legacy, garbage),
 //! routes it to the dummy's [`DummyMetrics`], counts rejects per source, and says what to
 //! answer (ECHO), what to record (raw sample rows) and what to tell the user (notices).
 //! Pure: the current time is passed in.
@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use super::{
-    DummyInfo, DummyMetrics, MetricsConfig, RecvClock, RunSnapshot, Sample, SessionRecord,
-    SimSnapshot, SourceErrors, Transport, UnixNanos,
+    DummyInfo, DummyMetrics, LatencyHistogram, MetricsConfig, RecvClock, RunSnapshot, Sample,
+    SessionRecord, SimSnapshot, SourceErrors, Transport,
 };
-use crate::collector::{CollectorEvent, RecvEvent, Source};
+use crate::event::{Arrival, EventKind, Notice, ReceiverStatus, Source};
+use crate::time::UnixNanos;
 use crate::wire::{classify, flags, Datagram, Echo, Hello, Message, Stamp, NO_RTT};
 
 /// Rejected datagrams from one source are logged individually up to this many per window.
@@ -24,29 +25,10 @@ const REJECT_LOG_WINDOW_NS: i64 = 10_000_000_000;
 /// sending for the same id is a second script with the same id.
 const OWNER_QUIET_NS: i64 = 2_000_000_000;
 
-/// How loud a notice is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoticeLevel {
-    Info,
-    Warn,
-}
-
-/// Something worth telling the user and writing to `events.jsonl`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
-    pub level: NoticeLevel,
-    /// Stable kind: `dummy_registered`, `new_session`, `bye`, `rejected`, `clock_warning`,
-    /// `tcp_opened`, `tcp_closed`, `kernel_drops`, `unannounced_dummy`.
-    pub kind: &'static str,
-    pub dummy: Option<u32>,
-    pub message: String,
-}
-
 /// One accepted STAMP or legacy time, as written to `samples/<dummy>.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleRecord {
     pub dummy_id: u32,
-    pub name: String,
     pub session: u32,
     pub transport: Transport,
     pub sample: Sample,
@@ -66,19 +48,15 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn notice(
-        &mut self,
-        level: NoticeLevel,
-        kind: &'static str,
-        dummy: Option<u32>,
-        message: String,
-    ) {
-        self.notices.push(Notice {
-            level,
-            kind,
-            dummy,
-            message,
-        });
+    fn notice(&mut self, kind: EventKind, dummy: Option<u32>, message: String) {
+        self.notices.push(Notice::new(kind, dummy, message));
+    }
+
+    /// Whether this outcome registered a dummy seen for the first time.
+    pub fn registered_new_dummy(&self) -> bool {
+        self.notices
+            .iter()
+            .any(|n| n.kind == EventKind::DummyRegistered)
     }
 }
 
@@ -88,7 +66,7 @@ struct Owner {
     last_ns: UnixNanos,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct RejectLog {
     window_start_ns: UnixNanos,
     logged: u32,
@@ -96,7 +74,7 @@ struct RejectLog {
 }
 
 /// Owner of every dummy's statistics.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Aggregator {
     cfg: MetricsConfig,
     /// When the bridge started; `elapsed_s` counts from here.
@@ -111,6 +89,8 @@ pub struct Aggregator {
     sessions: Vec<SessionRecord>,
     recv_clock: RecvClock,
     kernel_drops: Option<u64>,
+    /// Read − kernel receive time of every kernel-stamped message (docs/METRICS.md).
+    backlog: LatencyHistogram,
     sim: Option<SimSnapshot>,
 }
 
@@ -128,6 +108,7 @@ impl Aggregator {
             sessions: Vec::new(),
             recv_clock: RecvClock::User,
             kernel_drops: None,
+            backlog: LatencyHistogram::new(),
             sim: None,
         }
     }
@@ -147,6 +128,18 @@ impl Aggregator {
         self.dummies.keys().copied().collect()
     }
 
+    /// Per dummy (in id order): newest simulation time, and whether it said BYE. Cheap:
+    /// what the stop rules need between snapshots.
+    pub fn progress(&self, out: &mut Vec<(Option<f64>, bool)>) {
+        out.clear();
+        out.extend(self.dummies.values().map(DummyMetrics::progress));
+    }
+
+    /// Whether any dummy asked for ECHOs (its script measures round trips).
+    pub fn echo_wanted(&self) -> bool {
+        self.echo_wanted.values().any(|&on| on)
+    }
+
     /// Earlier sessions (a dummy restarted).
     pub fn sessions(&self) -> &[SessionRecord] {
         &self.sessions
@@ -159,50 +152,47 @@ impl Aggregator {
 
     /// Clears every dummy's statistics (live view `r`).
     pub fn reset(&mut self, now_ns: UnixNanos) {
+        self.backlog.reset();
         for d in self.dummies.values_mut() {
             d.reset(now_ns);
         }
     }
 
-    /// Handles one receiver event at wall time `now_ns`.
-    pub fn handle(&mut self, ev: CollectorEvent, now_ns: UnixNanos) -> Outcome {
+    /// Handles one receiver status event at wall time `now_ns`.
+    pub fn status(&mut self, ev: &ReceiverStatus, now_ns: UnixNanos) -> Outcome {
         let mut out = Outcome::default();
         match ev {
-            CollectorEvent::Message(m) => self.on_message(m, now_ns, &mut out),
-            CollectorEvent::TcpOpened { source } => {
+            ReceiverStatus::TcpOpened { source } => {
                 out.notice(
-                    NoticeLevel::Info,
-                    "tcp_opened",
+                    EventKind::TcpOpened,
                     None,
                     format!("TCP connection from {source}"),
                 );
             }
-            CollectorEvent::TcpClosed {
+            ReceiverStatus::TcpClosed {
                 source,
                 reason,
                 lost_partial_bytes,
             } => {
-                let lost = if lost_partial_bytes > 0 {
+                let lost = if *lost_partial_bytes > 0 {
                     format!(" ({lost_partial_bytes} bytes of an unfinished frame discarded)")
                 } else {
                     String::new()
                 };
                 out.notice(
-                    NoticeLevel::Info,
-                    "tcp_closed",
+                    EventKind::TcpClosed,
                     None,
                     format!("TCP connection {source} closed: {reason}{lost}"),
                 );
             }
-            CollectorEvent::TcpFrameError { source, error } => {
-                self.reject(source, "frame_error", &error, now_ns, &mut out);
+            ReceiverStatus::TcpFrameError { source, error } => {
+                self.reject(*source, "frame_error", error, now_ns, &mut out);
             }
-            CollectorEvent::KernelDrops(n) => {
+            &ReceiverStatus::KernelDrops(n) => {
                 let before = self.kernel_drops.replace(n).unwrap_or(0);
                 if n > before {
                     out.notice(
-                        NoticeLevel::Warn,
-                        "kernel_drops",
+                        EventKind::KernelDrops,
                         None,
                         format!(
                             "the kernel dropped {} datagrams for lack of receive buffer ({n} in all): raise --recv-buffer or net.core.rmem_max",
@@ -215,7 +205,15 @@ impl Aggregator {
         out
     }
 
-    fn on_message(&mut self, m: RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+    /// Handles one received message at wall time `now_ns`: classifies it (v1, legacy,
+    /// garbage) and routes it to its dummy.
+    pub fn arrival(&mut self, m: Arrival<'_>, now_ns: UnixNanos) -> Outcome {
+        let mut out = Outcome::default();
+        self.on_message(&m, now_ns, &mut out);
+        out
+    }
+
+    fn on_message(&mut self, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
         if m.truncated {
             return self.reject(
                 m.source,
@@ -225,22 +223,26 @@ impl Aggregator {
                 out,
             );
         }
-        if let (Source::Udp(_), Some(_)) = (m.source, m.kernel_ns) {
-            self.recv_clock = RecvClock::Kernel;
+        if let Some(kernel_ns) = m.kernel_ns {
+            if let Source::Udp(_) = m.source {
+                self.recv_clock = RecvClock::Kernel;
+            }
+            // Negative only if the two clocks were read inconsistently: then unknown, not 0.
+            self.backlog
+                .record(m.read_ns.saturating_sub(kernel_ns) as f64 / 1e3);
         }
         let registered = matches!(m.source, Source::Udp(a) if self.legacy_sources.contains_key(&a));
-        match classify(&m.payload, registered) {
-            Datagram::V1(Message::Hello(h)) => self.on_hello(h, &m, now_ns, out),
-            Datagram::V1(Message::Stamp(s)) => self.on_stamp(s, &m, now_ns, out),
+        match classify(m.payload, registered) {
+            Datagram::V1(Message::Hello(h)) => self.on_hello(h, m, now_ns, out),
+            Datagram::V1(Message::Stamp(s)) => self.on_stamp(s, m, now_ns, out),
             Datagram::V1(Message::Bye(b)) => {
-                if !self.claim(b.dummy_id, &m, now_ns, out) {
+                if !self.claim(b.dummy_id, m, now_ns, out) {
                     return;
                 }
                 if let Some(d) = self.dummies.get_mut(&b.dummy_id) {
                     d.on_bye(&b, now_ns);
                     out.notice(
-                        NoticeLevel::Info,
-                        "bye",
+                        EventKind::DummyBye,
                         Some(b.dummy_id),
                         format!(
                             "{} said goodbye: {} stamps sent, {} send errors, {} echoes",
@@ -261,8 +263,8 @@ impl Aggregator {
                     out,
                 );
             }
-            Datagram::LegacyRegister(id) => self.on_legacy_register(id, &m, now_ns, out),
-            Datagram::LegacyTime(t) => self.on_legacy_time(t, &m, now_ns, out),
+            Datagram::LegacyRegister(id) => self.on_legacy_register(id, m, now_ns, out),
+            Datagram::LegacyTime(t) => self.on_legacy_time(t, m, now_ns, out),
             other => {
                 let label = other.reject_label().unwrap_or("unrecognised");
                 let detail = match &other {
@@ -285,7 +287,7 @@ impl Aggregator {
         }
     }
 
-    fn on_hello(&mut self, h: Hello, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+    fn on_hello(&mut self, h: Hello, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
         let at = m.recv_ns();
         let previous = self.owners.insert(
             h.dummy_id,
@@ -298,8 +300,7 @@ impl Aggregator {
             previous.filter(|o| o.source != m.source && at - o.last_ns < OWNER_QUIET_NS)
         {
             out.notice(
-                NoticeLevel::Warn,
-                "duplicate_id",
+                EventKind::DuplicateId,
                 Some(h.dummy_id),
                 format!(
                     "dummy {} announced itself from {} while {} still sends for it: two scripts with the same id? \
@@ -330,8 +331,7 @@ impl Aggregator {
             Some(d) => {
                 if let Some(old) = d.on_hello(info, now_ns) {
                     out.notice(
-                        NoticeLevel::Warn,
-                        "new_session",
+                        EventKind::SessionStarted,
                         Some(id),
                         format!(
                             "dummy {id} announced itself again: session {} begins",
@@ -343,14 +343,14 @@ impl Aggregator {
             }
             None => {
                 self.dummies.insert(id, DummyMetrics::new(info, &self.cfg));
-                out.notice(NoticeLevel::Info, "dummy_registered", Some(id), text);
+                out.notice(EventKind::DummyRegistered, Some(id), text);
             }
         }
     }
 
     /// Whether `source` may speak for v1 dummy `id` now; adopts it when the id is new or its
     /// previous source has gone quiet. A second active source is rejected and named.
-    fn claim(&mut self, id: u32, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) -> bool {
+    fn claim(&mut self, id: u32, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) -> bool {
         let at = m.recv_ns();
         match self.owners.get_mut(&id) {
             Some(o) if o.source == m.source => o.last_ns = at,
@@ -365,8 +365,7 @@ impl Aggregator {
             }
             Some(o) => {
                 out.notice(
-                    NoticeLevel::Warn,
-                    "source_changed",
+                    EventKind::SourceChanged,
                     Some(id),
                     format!(
                         "dummy {id} now sends from {} (was {}, silent since)",
@@ -391,7 +390,7 @@ impl Aggregator {
         true
     }
 
-    fn on_stamp(&mut self, s: Stamp, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+    fn on_stamp(&mut self, s: Stamp, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
         if !self.claim(s.dummy_id, m, now_ns, out) {
             return;
         }
@@ -405,8 +404,7 @@ impl Aggregator {
                 source: m.source.addr().to_string(),
             };
             out.notice(
-                NoticeLevel::Warn,
-                "unannounced_dummy",
+                EventKind::DummyUnannounced,
                 Some(s.dummy_id),
                 format!("STAMP from dummy {} before any HELLO (bridge started after the simulation?): accepted without its name and dt", s.dummy_id),
             );
@@ -419,7 +417,7 @@ impl Aggregator {
             sent_unix_ns: Some((s.sent_unix_s * 1e9).round() as UnixNanos),
             recv_unix_ns: m.recv_ns(),
             read_unix_ns: m.read_ns,
-            recv_clock: m.recv_clock(),
+            recv_clock: recv_clock(m),
             rtt_us: (s.rtt_us != NO_RTT).then_some(s.rtt_us),
         };
         self.record(s.dummy_id, sample, out);
@@ -442,8 +440,7 @@ impl Aggregator {
         let r = d.record(&sample, &self.cfg);
         if let Some(old) = r.new_session {
             out.notice(
-                NoticeLevel::Warn,
-                "new_session",
+                EventKind::SessionStarted,
                 Some(id),
                 format!(
                     "{} restarted ({}): session {} begins",
@@ -456,18 +453,15 @@ impl Aggregator {
         }
         if let Some(w) = r.clock_warning {
             out.notice(
-                NoticeLevel::Warn,
-                "clock_warning",
+                EventKind::ClockWarning,
                 Some(id),
                 format!("{}: clocks disagree: {w}", d.info().name),
             );
         }
-        let info = d.info();
         out.record = Some(SampleRecord {
             dummy_id: id,
-            name: info.name.clone(),
             session: d.session(),
-            transport: info.transport,
+            transport: d.info().transport,
             sample,
             latency_us: sample
                 .sent_unix_ns
@@ -476,7 +470,13 @@ impl Aggregator {
         });
     }
 
-    fn on_legacy_register(&mut self, id: u32, m: &RecvEvent, now_ns: UnixNanos, out: &mut Outcome) {
+    fn on_legacy_register(
+        &mut self,
+        id: u32,
+        m: &Arrival<'_>,
+        now_ns: UnixNanos,
+        out: &mut Outcome,
+    ) {
         let Source::Udp(addr) = m.source else {
             return self.reject(
                 m.source,
@@ -499,7 +499,7 @@ impl Aggregator {
         self.register(info, now_ns, out);
     }
 
-    fn on_legacy_time(&mut self, t: f64, m: &RecvEvent, _now_ns: UnixNanos, out: &mut Outcome) {
+    fn on_legacy_time(&mut self, t: f64, m: &Arrival<'_>, _now_ns: UnixNanos, out: &mut Outcome) {
         let Source::Udp(addr) = m.source else { return };
         let Some(&id) = self.legacy_sources.get(&addr) else {
             return;
@@ -511,7 +511,7 @@ impl Aggregator {
             sent_unix_ns: None,
             recv_unix_ns: m.recv_ns(),
             read_unix_ns: m.read_ns,
-            recv_clock: m.recv_clock(),
+            recv_clock: recv_clock(m),
             rtt_us: None,
         };
         self.record(id, sample, out);
@@ -547,8 +547,7 @@ impl Aggregator {
             };
             if suppressed > 0 {
                 out.notice(
-                    NoticeLevel::Warn,
-                    "rejected",
+                    EventKind::Rejected,
                     None,
                     format!(
                         "{source}: {suppressed} more rejected messages not logged individually"
@@ -559,8 +558,7 @@ impl Aggregator {
         if log.logged < REJECT_LOG_BURST {
             log.logged += 1;
             out.notice(
-                NoticeLevel::Warn,
-                "rejected",
+                EventKind::Rejected,
                 None,
                 format!("{source}: rejected ({label}): {detail}"),
             );
@@ -576,6 +574,7 @@ impl Aggregator {
             taken_unix_s: now_ns as f64 / 1e9,
             recv_clock: self.recv_clock,
             kernel_drops: self.kernel_drops,
+            backlog: self.backlog.stats(),
             dummies: self
                 .dummies
                 .values()
@@ -587,10 +586,18 @@ impl Aggregator {
     }
 }
 
+/// Which clock stamped `m`'s arrival.
+fn recv_clock(m: &Arrival<'_>) -> RecvClock {
+    if m.kernel_ns.is_some() {
+        RecvClock::Kernel
+    } else {
+        RecvClock::User
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::RecvEvent;
     use crate::wire::{Bye, NO_SEQ};
 
     const S: i64 = 1_000_000_000;
@@ -600,14 +607,34 @@ mod tests {
         Source::Udp(([127, 0, 0, 1], port).into())
     }
 
-    fn msg(source: Source, payload: Vec<u8>, t: i64) -> CollectorEvent {
-        CollectorEvent::Message(RecvEvent {
-            source,
-            payload,
-            kernel_ns: Some(t),
-            read_ns: t + 20_000,
-            truncated: false,
-        })
+    /// A message kernel-stamped at `t`, read 20 µs later.
+    struct Msg {
+        source: Source,
+        payload: Vec<u8>,
+        t: i64,
+    }
+
+    fn msg(source: Source, payload: Vec<u8>, t: i64) -> Msg {
+        Msg { source, payload, t }
+    }
+
+    trait Handle {
+        fn handle(&mut self, m: Msg, now_ns: i64) -> Outcome;
+    }
+
+    impl Handle for Aggregator {
+        fn handle(&mut self, m: Msg, now_ns: i64) -> Outcome {
+            self.arrival(
+                Arrival {
+                    source: m.source,
+                    payload: &m.payload,
+                    kernel_ns: Some(m.t),
+                    read_ns: m.t + 20_000,
+                    truncated: false,
+                },
+                now_ns,
+            )
+        }
     }
 
     fn hello(id: u32, flags: u16) -> Vec<u8> {
@@ -641,7 +668,7 @@ mod tests {
     }
 
     fn kinds(o: &Outcome) -> Vec<&'static str> {
-        o.notices.iter().map(|n| n.kind).collect()
+        o.notices.iter().map(|n| n.kind.as_str()).collect()
     }
 
     #[test]
@@ -673,7 +700,7 @@ mod tests {
     fn stamp_without_hello_registers_the_dummy_with_a_warning() {
         let mut a = agg();
         let o = a.handle(msg(udp(1000), stamp(7, 5, T0), T0), T0);
-        assert_eq!(kinds(&o), ["unannounced_dummy", "dummy_registered"]);
+        assert_eq!(kinds(&o), ["dummy_unannounced", "dummy_registered"]);
         assert!(o.record.is_some());
         let snap = a.snapshot(T0);
         assert_eq!(snap.dummies[0].name, "Dummy7");
@@ -812,20 +839,49 @@ mod tests {
     }
 
     #[test]
+    fn the_read_backlog_is_the_receivers_over_all_kernel_stamped_messages() {
+        let mut a = agg();
+        a.handle(msg(udp(1000), hello(0, 0), T0), T0);
+        a.handle(msg(udp(1001), hello(1, 0), T0), T0);
+        let b = a
+            .snapshot(T0)
+            .backlog
+            .expect("kernel stamps give a backlog");
+        // `msg` reads every message 20 µs after its kernel stamp.
+        assert_eq!((b.count, b.p50_us, b.max_us), (2, 20.0, 20.0));
+        let user = a.arrival(
+            Arrival {
+                source: udp(1002),
+                payload: &hello(2, 0),
+                kernel_ns: None,
+                read_ns: T0,
+                truncated: false,
+            },
+            T0,
+        );
+        assert!(user.registered_new_dummy());
+        assert_eq!(
+            a.snapshot(T0).backlog.unwrap().count,
+            2,
+            "no stamp, no backlog"
+        );
+    }
+
+    #[test]
     fn kernel_drops_are_reported_when_they_grow() {
         let mut a = agg();
         assert!(a
-            .handle(CollectorEvent::KernelDrops(0), T0)
+            .status(&ReceiverStatus::KernelDrops(0), T0)
             .notices
             .is_empty());
-        let o = a.handle(CollectorEvent::KernelDrops(12), T0);
+        let o = a.status(&ReceiverStatus::KernelDrops(12), T0);
         assert!(
             o.notices[0].message.contains("dropped 12 datagrams"),
             "{}",
             o.notices[0].message
         );
         assert!(a
-            .handle(CollectorEvent::KernelDrops(12), T0)
+            .status(&ReceiverStatus::KernelDrops(12), T0)
             .notices
             .is_empty());
         assert_eq!(a.snapshot(T0).kernel_drops, Some(12));

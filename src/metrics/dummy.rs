@@ -7,7 +7,7 @@ use super::rtf::RtfTracker;
 use super::seq::SeqTracker;
 use super::spread::{Rfc3550Jitter, Spread};
 use super::{
-    DummyInfo, DummySnapshot, DummyState, MetricsConfig, RateStats, RecvClock, RtfStats, Sample,
+    DummyInfo, DummySnapshot, DummyState, MetricsConfig, RateStats, RtfStats, Sample,
     SessionRecord, Transport, UnixNanos, WallSource,
 };
 use crate::wire::{Bye, NO_RTT, NO_SEQ};
@@ -68,7 +68,6 @@ struct SessionStats {
     /// onto the sender's clock for the RTF windows.
     sender_offset_ns: Option<i64>,
     seq: Option<SeqTracker>,
-    backlog: LatencyHistogram,
     rtt: LatencyHistogram,
     clock_warnings: u64,
 }
@@ -172,12 +171,17 @@ impl DummyMetrics {
             latency: self.stats.latency.stats(),
             jitter_rfc3550_us: self.stats.jitter.value(),
             loss: self.stats.seq.as_ref().map(SeqTracker::stats),
-            backlog: self.stats.backlog.stats(),
             rtt: self.stats.rtt.stats(),
             clock_warnings: self.stats.clock_warnings,
             off_target,
             rtf,
         }
+    }
+
+    /// What the stop rules look at, without a snapshot: the newest simulation time and
+    /// whether the dummy said BYE.
+    pub fn progress(&self) -> (Option<f64>, bool) {
+        (self.last_sim_time_s, self.bye.is_some())
     }
 
     /// Clears statistics (the live view's `r` key); keeps identity, starts counting afresh.
@@ -300,11 +304,6 @@ impl SessionStats {
                 }
                 None => self.seq = Some(SeqTracker::new(seq, s.step)),
             }
-        }
-        if s.recv_clock == RecvClock::Kernel {
-            // Negative only if the two clocks were read inconsistently: then unknown, not 0.
-            self.backlog
-                .record(s.read_unix_ns.saturating_sub(s.recv_unix_ns) as f64 / NS_PER_US);
         }
         if let Some(rtt) = s.rtt_us.filter(|r| *r != NO_RTT) {
             self.rtt.record(f64::from(rtt));

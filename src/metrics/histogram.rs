@@ -1,26 +1,100 @@
-//! Distributions in microseconds: hdrhistogram for percentiles, exact count/sum/min/max beside it.
+//! Distributions in microseconds: HdrHistogram's buckets (3 significant digits) kept sparse,
+//! with exact count/sum/min/max beside them.
 //!
-//! Used for one-way latency, receive backlog, script round trip and the remote API round trip.
+//! Used for one-way latency, the script round trip and the remote API round trip.
 //! Definitions: `docs/METRICS.md` "Percentiles".
-
-use hdrhistogram::Histogram;
+//!
+//! Why not the `hdrhistogram` crate itself: its counts are one dense array, 2,048 counters
+//! (16 KiB) before the first value above 2 ms, and a bridge at 10,000 dummies keeps one
+//! distribution or two per dummy (docs/PERFORMANCE.md, memory goal ≤ 32 KiB per dummy).
+//! Latencies cluster in a few dozen to a few hundred of those buckets, so this keeps only
+//! the buckets in use, sorted. The bucketing is HdrHistogram's exactly (2,048 sub-buckets,
+//! unit 1 µs: every value below 2,048 µs exact, above it ≤ 1/1,024 relative error), and so
+//! are the quantiles: a property test compares both on random data, with `hdrhistogram` as
+//! the reference.
 
 use super::LatencyStats;
 
-/// Significant decimal digits kept by the histogram (relative error ≤ 0.1 %).
+/// Significant decimal digits kept (relative error ≤ 0.1 %).
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 
-/// Values are clamped to this many µs (about 71 minutes) so that one absurd value cannot grow
-/// the auto-resizing histogram without bound.
+/// Values are clamped to this many µs (about 71 minutes), so one absurd value cannot make a
+/// bucket key overflow.
 pub const MAX_RECORDED_US: u64 = 1 << 32;
+
+/// log2 of the sub-buckets per bucket: 2^11 = 2,048 ≥ 2 × 10^3 (HdrHistogram's rule for
+/// 3 significant digits).
+const SUB_BITS: u32 = 11;
+const SUB_MASK: u64 = (1 << SUB_BITS) - 1;
+/// 64 − SUB_BITS: `bucket(v) = BASE − leading_zeros(v | SUB_MASK)`.
+const BASE: u32 = 64 - SUB_BITS;
+
+/// The bucket of `v`: `(bucket << SUB_BITS) | sub_bucket`, increasing with `v`.
+fn key(v: u64) -> u32 {
+    let bucket = BASE - (v | SUB_MASK).leading_zeros();
+    (bucket << SUB_BITS) | (v >> bucket) as u32
+}
+
+/// Smallest value of bucket `key`.
+fn lowest_equivalent(key: u32) -> u64 {
+    let (bucket, sub) = (key >> SUB_BITS, u64::from(key) & SUB_MASK);
+    sub << bucket
+}
+
+/// Largest value of bucket `key`.
+fn highest_equivalent(key: u32) -> u64 {
+    lowest_equivalent(key) + (1u64 << (key >> SUB_BITS)) - 1
+}
+
+/// Counts of the buckets in use, sorted by key.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Buckets {
+    keys: Vec<u32>,
+    counts: Vec<u64>,
+}
+
+impl Buckets {
+    fn add(&mut self, key: u32, n: u64) {
+        match self.keys.binary_search(&key) {
+            Ok(i) => self.counts[i] += n,
+            Err(i) => {
+                self.keys.insert(i, key);
+                self.counts.insert(i, n);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.counts.clear();
+    }
+
+    /// HdrHistogram's `value_at_quantile`: the value of the bucket holding rank
+    /// `max(1, ceil(q · total))`, its highest equivalent value (lowest for q = 0).
+    fn value_at_quantile(&self, q: f64, total: u64) -> u64 {
+        let q = q.min(1.0);
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (&key, &count) in self.keys.iter().zip(&self.counts) {
+            seen += count;
+            if seen >= rank {
+                return if q == 0.0 {
+                    lowest_equivalent(key)
+                } else {
+                    highest_equivalent(key)
+                };
+            }
+        }
+        self.keys.last().map_or(0, |&k| highest_equivalent(k))
+    }
+}
 
 /// A distribution of non-negative durations in µs.
 ///
-/// The hdrhistogram is allocated on the first value, so an unused distribution (e.g. the round
-/// trip of a dummy without ECHO) costs no memory.
+/// An unused distribution (e.g. the round trip of a dummy without ECHO) holds no buckets.
 #[derive(Debug, Clone, Default)]
 pub struct LatencyHistogram {
-    hist: Option<Histogram<u64>>,
+    buckets: Buckets,
     count: u64,
     sum_us: f64,
     min_us: f64,
@@ -38,16 +112,9 @@ impl LatencyHistogram {
         if !us.is_finite() || us < 0.0 {
             return false;
         }
-        let Some(hist) = self.histogram_mut() else {
-            return false;
-        };
-        // Rounded to whole µs: the histogram's unit. Exact value kept in sum/min/max.
-        // `record` grows the auto-resizing histogram (`saturating_record` would clamp to its
-        // current top); the clamp to MAX_RECORDED_US keeps that growth bounded.
+        // Rounded to whole µs: the buckets' unit. Exact value kept in sum/min/max.
         let v = (us.round() as u64).min(MAX_RECORDED_US);
-        if hist.record(v).is_err() {
-            hist.saturating_record(v);
-        }
+        self.buckets.add(key(v), 1);
         if self.count == 0 {
             self.min_us = us;
             self.max_us = us;
@@ -69,18 +136,25 @@ impl LatencyHistogram {
         self.count == 0
     }
 
+    /// Buckets in use (memory is about 12 bytes each).
+    pub fn buckets_in_use(&self) -> usize {
+        self.buckets.keys.len()
+    }
+
     /// Count, exact min/mean/max, and the fixed percentiles (p50, p90, p99, p99.9);
     /// `None` when nothing was recorded.
     pub fn stats(&self) -> Option<LatencyStats> {
-        let hist = self.hist.as_ref().filter(|_| self.count > 0)?;
-        // hdrhistogram reports the highest value equivalent to the bucket (≤ 0.1 % above the
-        // true value); never report a percentile above the exact maximum.
-        // The quantile is nudged down by one part in 10¹²: hdrhistogram takes rank
-        // ceil(q·n), and 0.999 · 1000 rounds to 999.0000000000001 in binary floating point,
-        // which would pick the 1000th value instead of the 999th (nearest rank).
+        if self.count == 0 {
+            return None;
+        }
+        // A bucket reports its highest equivalent value (≤ 0.1 % above the true value);
+        // never report a percentile above the exact maximum.
+        // The quantile is nudged down by one part in 10¹²: the rank is ceil(q·n), and
+        // 0.999 · 1000 rounds to 999.0000000000001 in binary floating point, which would pick
+        // the 1000th value instead of the 999th (nearest rank).
         let at = |pct: f64| {
             let q = pct / 100.0 * (1.0 - 1e-12);
-            (hist.value_at_quantile(q) as f64).min(self.max_us)
+            (self.buckets.value_at_quantile(q, self.count) as f64).min(self.max_us)
         };
         Some(LatencyStats {
             count: self.count,
@@ -96,15 +170,12 @@ impl LatencyHistogram {
 
     /// Adds every value of `other` (e.g. to summarise all dummies together).
     pub fn merge(&mut self, other: &LatencyHistogram) {
-        let Some(theirs) = other.hist.as_ref().filter(|_| other.count > 0) else {
+        if other.count == 0 {
             return;
-        };
-        let Some(ours) = self.histogram_mut() else {
-            return;
-        };
-        // Both are auto-resizing with the same precision, so adding cannot fail; if it ever
-        // did, the exact figures below would still be right and only percentiles would lag.
-        let _ = ours.add(theirs);
+        }
+        for (&key, &count) in other.buckets.keys.iter().zip(&other.buckets.counts) {
+            self.buckets.add(key, count);
+        }
         if self.count == 0 {
             self.min_us = other.min_us;
             self.max_us = other.max_us;
@@ -118,21 +189,11 @@ impl LatencyHistogram {
 
     /// Forgets every value (keeps the allocation).
     pub fn reset(&mut self) {
-        if let Some(h) = self.hist.as_mut() {
-            h.reset();
-        }
+        self.buckets.clear();
         self.count = 0;
         self.sum_us = 0.0;
         self.min_us = 0.0;
         self.max_us = 0.0;
-    }
-
-    fn histogram_mut(&mut self) -> Option<&mut Histogram<u64>> {
-        if self.hist.is_none() {
-            // `new` only fails for a precision outside 0..=5; 3 is valid.
-            self.hist = Histogram::new(SIGNIFICANT_DIGITS).ok();
-        }
-        self.hist.as_mut()
     }
 }
 
@@ -229,5 +290,64 @@ mod tests {
         assert_eq!(a.stats(), None);
         a.record(3.0);
         assert_eq!(a.stats().unwrap().max_us, 3.0);
+    }
+
+    #[test]
+    fn bucket_edges_match_hdrhistogram() {
+        let reference = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        for v in [
+            0u64,
+            1,
+            2047,
+            2048,
+            2049,
+            4095,
+            4096,
+            123_456,
+            MAX_RECORDED_US,
+        ] {
+            let k = key(v);
+            assert_eq!(lowest_equivalent(k), reference.lowest_equivalent(v), "{v}");
+            assert_eq!(
+                highest_equivalent(k),
+                reference.highest_equivalent(v),
+                "{v}"
+            );
+            assert!(lowest_equivalent(k) <= v && v <= highest_equivalent(k));
+        }
+        assert!(key(2047) < key(2048) && key(4095) < key(4096));
+    }
+
+    #[test]
+    fn only_buckets_in_use_are_kept() {
+        let mut h = LatencyHistogram::new();
+        for k in 0..100_000u32 {
+            h.record(f64::from(5 + k % 40));
+        }
+        assert_eq!(h.buckets_in_use(), 40);
+    }
+
+    proptest::proptest! {
+        /// The same quantiles as the `hdrhistogram` crate with 3 significant digits, on
+        /// values spread over six decades.
+        #[test]
+        fn quantiles_equal_hdrhistogram(
+            values in proptest::collection::vec(0u64..5_000_000, 1..400),
+            qs in proptest::collection::vec(0.0f64..=1.0, 1..8),
+        ) {
+            let mut ours = Buckets::default();
+            let mut reference = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+            for &v in &values {
+                ours.add(key(v), 1);
+                reference.record(v).unwrap();
+            }
+            for q in qs {
+                proptest::prop_assert_eq!(
+                    ours.value_at_quantile(q, values.len() as u64),
+                    reference.value_at_quantile(q),
+                    "q = {}", q
+                );
+            }
+        }
     }
 }

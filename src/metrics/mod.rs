@@ -20,6 +20,7 @@ mod rtf;
 #[cfg(test)]
 mod scenarios;
 mod seq;
+mod sim;
 pub mod snapshot;
 mod spread;
 
@@ -29,11 +30,11 @@ pub use rtf::{
     RtfTracker, LONG_WINDOW_NS, MAX_POINTS, MERGE_SPACING_NS, MIN_TOTAL_SPAN_NS, SHORT_WINDOW_NS,
 };
 pub use seq::{SeqEvent, SeqTracker, SEQ_WINDOW};
+pub use sim::SimMetrics;
 pub use snapshot::*;
 pub use spread::{Rfc3550Jitter, Spread};
 
-/// Wall-clock instant, nanoseconds since the Unix epoch.
-pub type UnixNanos = i64;
+use crate::time::UnixNanos;
 
 /// One received STAMP (or legacy time), with everything the metrics need.
 #[derive(Debug, Clone, Copy, PartialEq)]

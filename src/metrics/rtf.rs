@@ -28,7 +28,8 @@
 
 use std::collections::VecDeque;
 
-use super::{RtfStats, UnixNanos, WallSource};
+use super::{RtfStats, WallSource};
+use crate::time::UnixNanos;
 
 pub const SHORT_WINDOW_NS: i64 = 1_000_000_000;
 pub const LONG_WINDOW_NS: i64 = 10_000_000_000;

@@ -19,6 +19,23 @@ pub enum Transport {
     LegacyUdp,
 }
 
+impl Transport {
+    /// The snake_case name used everywhere (tables, CSV, JSON, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::LegacyUdp => "legacy_udp",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Which clock stamped the arrival of datagrams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +44,22 @@ pub enum RecvClock {
     Kernel,
     /// `SystemTime::now()` after `recv` returned (adds the receive backlog).
     User,
+}
+
+impl RecvClock {
+    /// The snake_case name used everywhere (tables, CSV, JSON, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecvClock::Kernel => "kernel",
+            RecvClock::User => "user",
+        }
+    }
+}
+
+impl std::fmt::Display for RecvClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Where the wall-time side of an RTF comes from.
@@ -152,8 +185,6 @@ pub struct DummySnapshot {
     /// RFC 3550 interarrival jitter, µs; `None` for legacy.
     pub jitter_rfc3550_us: Option<f64>,
     pub loss: Option<LossStats>,
-    /// Kernel receive → user-space read delay; `None` without kernel stamps.
-    pub backlog: Option<LatencyStats>,
     /// Round trip reported by the script (ECHO mode), µs.
     pub rtt: Option<LatencyStats>,
     /// Latencies rejected as negative or implausible ("clocks disagree").
@@ -221,6 +252,11 @@ pub struct RunSnapshot {
     pub recv_clock: RecvClock,
     /// Datagrams the kernel dropped for lack of buffer (`SO_RXQ_OVFL`), if known.
     pub kernel_drops: Option<u64>,
+    /// Read backlog of every kernel-stamped message: user-space read − kernel receive, µs.
+    /// How long messages waited for the bridge (its batching and scheduling), which kernel
+    /// stamps keep out of every latency; `None` without kernel stamps.
+    #[serde(default)]
+    pub backlog: Option<LatencyStats>,
     pub dummies: Vec<DummySnapshot>,
     pub rejected: Vec<SourceErrors>,
     pub sim: Option<SimSnapshot>,

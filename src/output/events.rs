@@ -6,44 +6,12 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::event::EventKind;
 use crate::metrics::{DummySnapshot, RunSnapshot};
 
 use super::format;
 use super::rtf_csv::state_name;
 use super::RecordSink;
-
-/// What kind of thing happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    RunStarted,
-    RunEnded,
-    /// CoppeliaSim's state changed (running, paused, stopped, unreachable).
-    SimState,
-    /// A dummy was seen for the first time.
-    DummyRegistered,
-    /// A dummy's state changed (active, idle, ended).
-    DummyState,
-    /// A dummy restarted its seq or simulation time.
-    SessionStarted,
-    /// Messages of a dummy were found lost since the previous snapshot.
-    Loss,
-    /// A dummy's 1 s RTF left the tolerance band around the target.
-    OffTarget,
-    /// A dummy's 1 s RTF came back inside the tolerance band.
-    BackOnTarget,
-    /// Latencies were rejected as negative or implausible (clocks disagree).
-    ClockWarning,
-    /// Datagrams from a source were rejected as malformed.
-    Rejected,
-    /// Informational: connections, the simulation driver's actions.
-    Info,
-    Warning,
-    Error,
-    /// A kind written by a newer version; kept readable.
-    #[serde(other)]
-    Other,
-}
 
 /// One line of `events.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,11 +133,8 @@ fn rejected_events(prev: Option<&RunSnapshot>, next: &RunSnapshot, out: &mut Vec
     }
 }
 
-fn transport_name(d: &DummySnapshot) -> String {
-    serde_json::to_value(d.transport)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+fn transport_name(d: &DummySnapshot) -> &'static str {
+    d.transport.as_str()
 }
 
 /// The JSON-lines format of [`Event`]s on any writer.

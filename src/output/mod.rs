@@ -2,7 +2,7 @@
 //! Prometheus endpoint.
 //!
 //! # Layout
-//! - [`samples_csv`]: `samples/dummy_<id>.csv`, one row per received message (streaming).
+//! - [`samples_csv`]: `samples.csv`, one row per received message (streaming).
 //! - [`rtf_csv`]: `rtf.csv`, one row per snapshot interval and scope (long format).
 //! - [`events`]: `events.jsonl`, state changes and warnings; [`events::diff_events`] derives
 //!   them from two consecutive snapshots (pure).

@@ -16,7 +16,7 @@ use super::{format, OutputError, RecordSink};
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const RTF_FILE: &str = "rtf.csv";
 pub const EVENTS_FILE: &str = "events.jsonl";
-pub const SAMPLES_DIR: &str = "samples";
+pub const SAMPLES_FILE: &str = "samples.csv";
 pub const REPORT_FILE: &str = "report.html";
 
 /// `base/<UTC stamp>`, e.g. `runs/20260102T030405Z`, for a run started at `now_unix_s`.
@@ -37,7 +37,7 @@ pub struct RunWriter {
 }
 
 impl RunWriter {
-    /// Creates `dir` (and parents) and opens `rtf.csv`, `events.jsonl` and `samples/`.
+    /// Creates `dir` (and parents) and opens `rtf.csv`, `events.jsonl` and `samples.csv`.
     /// Refuses a directory that already holds a run, rather than truncate its files.
     pub fn create(dir: &Path, meta: RunMeta) -> Result<Self, OutputError> {
         if dir.join(SUMMARY_FILE).exists() || dir.join(RTF_FILE).exists() {
@@ -60,7 +60,7 @@ impl RunWriter {
         Ok(Self {
             dir: dir.to_owned(),
             meta,
-            samples: SampleCsvWriter::create(&dir.join(SAMPLES_DIR))?,
+            samples: SampleCsvWriter::create(&dir.join(SAMPLES_FILE))?,
             rtf: RtfCsv::new(open(RTF_FILE)?),
             events: EventLog::new(open(EVENTS_FILE)?),
         })
@@ -70,7 +70,7 @@ impl RunWriter {
         &self.dir
     }
 
-    /// Appends one received message to its dummy's `samples/` file.
+    /// Appends one received message to `samples.csv`.
     pub fn sample(&mut self, row: &SampleRow) -> Result<(), OutputError> {
         self.samples.write(row)
     }
@@ -154,7 +154,7 @@ mod tests {
             "header + sim + 3 dummies"
         );
         assert_eq!(read(EVENTS_FILE).lines().count(), 1);
-        assert_eq!(read("samples/dummy_0.csv").lines().count(), 2);
+        assert_eq!(read(SAMPLES_FILE).lines().count(), 2);
         let dir = w
             .finish(&sample_run_snapshot(), &[], RUN_START_UNIX_S + 13.0)
             .unwrap();

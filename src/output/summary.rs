@@ -12,7 +12,7 @@ use crate::metrics::{RunSnapshot, SessionRecord};
 use super::{format, OutputError};
 
 /// Version of the `summary.json` layout; bumped on incompatible changes.
-pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+pub const SUMMARY_SCHEMA_VERSION: u32 = 2;
 
 /// What the run was: how it was started and with which settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

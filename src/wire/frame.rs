@@ -23,9 +23,15 @@ pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Incremental decoder: feed it whatever the socket returned, take whole frames out.
+///
+/// Frames are handed out as slices of the decoder's buffer; consumed bytes are dropped once
+/// per [`FrameDecoder::extend`], so a read holding many frames costs one copy, not one per
+/// frame.
 #[derive(Debug)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    /// Start of the first unconsumed byte in `buf`.
+    start: usize,
     max: usize,
 }
 
@@ -33,38 +39,49 @@ impl FrameDecoder {
     pub fn new(max_frame: usize) -> Self {
         Self {
             buf: Vec::new(),
+            start: 0,
             max: max_frame,
         }
     }
 
     /// Appends received bytes.
     pub fn extend(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next whole payload, `Ok(None)` if more bytes are needed.
-    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
-        if self.buf.len() < 4 {
+    /// The next whole payload, borrowed; `Ok(None)` if more bytes are needed.
+    pub fn next_frame_ref(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        let rest = &self.buf[self.start..];
+        if rest.len() < 4 {
             return Ok(None);
         }
-        let len = u32::from_le_bytes(self.buf[..4].try_into().expect("4 bytes")) as usize;
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         if len == 0 {
             return Err(FrameError::Empty);
         }
         if len > self.max {
             return Err(FrameError::TooLarge { len, max: self.max });
         }
-        if self.buf.len() < 4 + len {
+        if rest.len() < 4 + len {
             return Ok(None);
         }
-        let payload = self.buf[4..4 + len].to_vec();
-        self.buf.drain(..4 + len);
-        Ok(Some(payload))
+        let from = self.start + 4;
+        self.start = from + len;
+        Ok(Some(&self.buf[from..from + len]))
+    }
+
+    /// The next whole payload, owned; `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        Ok(self.next_frame_ref()?.map(<[u8]>::to_vec))
     }
 
     /// Bytes of an incomplete frame still held (lost if the peer closes now).
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 }
 

@@ -1,9 +1,8 @@
 //! `coppelia-bridge run`: collect timestamps from the dummies, drive CoppeliaSim, report.
 
-mod collect;
-mod sim_view;
+mod receivers;
+mod shell;
 mod sink;
-mod stop;
 mod table;
 
 use std::net::SocketAddr;
@@ -15,13 +14,10 @@ use anyhow::Context;
 
 use crate::output::{run_tui, RunInfo, RunMeta};
 
-pub use collect::{
-    bind_receivers, collect_with, connect_sim, empty_snapshot, NullSink, Receivers, RunOutcome,
-    RunSink, SimLink,
-};
-pub use sim_view::SimView;
+pub use crate::run::{RunOutcome, StopReason};
+pub use receivers::{bind_receivers, connect_sim, Receivers, SimLink};
+pub use shell::{collect_with, empty_snapshot, Channels, NullSink, RunSink};
 pub use sink::DirSink;
-pub use stop::{Progress, StopReason, StopRules};
 pub use table::summary_table;
 
 use crate::cli::parse_duration;
@@ -110,7 +106,7 @@ impl OutputArgs {
     }
 
     /// The run directory, if any: --out, or runs/<UTC time>/.
-    pub fn run_dir(&self, started_ns: crate::metrics::UnixNanos) -> Option<PathBuf> {
+    pub fn run_dir(&self, started_ns: crate::time::UnixNanos) -> Option<PathBuf> {
         if self.no_out {
             return None;
         }
@@ -198,7 +194,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunOutcome> {
 /// logging (the live view owns the terminal; the run directory gets bridge.log).
 #[derive(Debug)]
 pub struct Prepared {
-    started: crate::metrics::UnixNanos,
+    started: crate::time::UnixNanos,
     tui: bool,
     dir: Option<PathBuf>,
     _log_guard: Option<tracing_appender::non_blocking::WorkerGuard>,
@@ -206,7 +202,7 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(output: &OutputArgs) -> anyhow::Result<Self> {
-        let started = crate::collector::unix_now_ns();
+        let started = crate::time::unix_now_ns();
         let tui = output.use_tui();
         let dir = output.run_dir(started);
         if let Some(d) = &dir {
@@ -242,6 +238,7 @@ impl Prepared {
             None => Box::new(NullSink),
         };
         let (snap_tx, snap_rx) = tokio::sync::watch::channel(empty_snapshot());
+        let (view_tx, view_rx) = tokio::sync::watch::channel(empty_snapshot());
         let (ui_tx, ui_rx) = tokio::sync::mpsc::channel(16);
         if let Some(addr) = args.output.metrics_addr {
             let server = crate::output::prometheus::MetricsServer::bind(addr).await?;
@@ -257,10 +254,15 @@ impl Prepared {
                 duration_s: args.stop.duration.map(|d| d.as_secs_f64()),
                 listen: format!("udp {}", receivers.udp_addr),
             };
-            tokio::spawn(run_tui(snap_rx.clone(), ui_tx.clone(), info))
+            tokio::spawn(run_tui(view_rx, ui_tx.clone(), info))
         });
         drop(ui_tx);
-        let outcome = collect_with(args, receivers, sim, sink, snap_tx, ui_rx).await;
+        let channels = Channels {
+            snapshots: snap_tx,
+            view: view.is_some().then_some(view_tx),
+            ui: ui_rx,
+        };
+        let outcome = collect_with(args, receivers, sim, sink, channels).await;
         if let Some(view) = view {
             // The view ends once the snapshot sender is gone; the terminal is restored after.
             if let Ok(Err(e)) = view.await {

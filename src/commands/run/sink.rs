@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::collect::RunSink;
-use super::stop::StopReason;
-use crate::metrics::aggregator::{Notice, NoticeLevel, SampleRecord};
-use crate::metrics::{RunSnapshot, SessionRecord, UnixNanos};
+use super::shell::RunSink;
+use crate::event::Notice;
+use crate::metrics::aggregator::SampleRecord;
+use crate::metrics::{RunSnapshot, SessionRecord};
 use crate::output::{diff_events, Event, EventKind, RunMeta, RunWriter, SampleRow};
+use crate::run::StopReason;
+use crate::time::UnixNanos;
 
 /// RTF series rows and flushes happen at most this often: a crash loses at most this much.
 const PERIOD_NS: i64 = 1_000_000_000;
@@ -64,21 +66,6 @@ fn io(e: crate::output::OutputError) -> std::io::Error {
     std::io::Error::other(e)
 }
 
-/// Which event kind a notice of the aggregator or the driver is.
-fn event_kind(n: &Notice) -> EventKind {
-    match n.kind {
-        "dummy_registered" => EventKind::DummyRegistered,
-        "new_session" | "sim_restarted" => EventKind::SessionStarted,
-        "bye" => EventKind::DummyState,
-        "rejected" => EventKind::Rejected,
-        "clock_warning" => EventKind::ClockWarning,
-        "sim_state" => EventKind::SimState,
-        "sim_failed" => EventKind::Error,
-        _ if n.level == NoticeLevel::Warn => EventKind::Warning,
-        _ => EventKind::Info,
-    }
-}
-
 /// Snapshot-diff events the notices do not already cover.
 fn only_from_diffs(e: &Event) -> bool {
     matches!(
@@ -97,7 +84,7 @@ impl RunSink for DirSink {
         let e = Event {
             t_unix_s: now_ns as f64 / 1e9,
             elapsed_s: (now_ns - self.started_ns) as f64 / 1e9,
-            kind: event_kind(n),
+            kind: n.kind,
             dummy: n.dummy,
             message: n.message.clone(),
         };

@@ -72,7 +72,7 @@ fn row(d: &DummySnapshot) -> String {
         "{:<12} {:>4} {:>10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5} {:>5} {:>8}",
         truncate(&d.name, 12),
         d.id,
-        format!("{:?}", d.transport).to_lowercase(),
+        d.transport.to_string(),
         d.messages,
         opt(d.rate.wall_hz, 2),
         opt(d.rtf.last_1s, 3),

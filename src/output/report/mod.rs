@@ -1,5 +1,5 @@
 //! `report.html` for a run directory: reads what the run wrote (summary.json, rtf.csv,
-//! samples/*.csv, events.jsonl) and writes one self-contained page (inline CSS and SVG,
+//! samples.csv, events.jsonl) and writes one self-contained page (inline CSS and SVG,
 //! no script, no network).
 
 mod html;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::output::events::{read_events, Event};
 use crate::output::rtf_csv::RtfRow;
-use crate::output::run_dir::{EVENTS_FILE, REPORT_FILE, RTF_FILE, SAMPLES_DIR, SUMMARY_FILE};
+use crate::output::run_dir::{EVENTS_FILE, REPORT_FILE, RTF_FILE, SAMPLES_FILE, SUMMARY_FILE};
 use crate::output::samples_csv::SampleRow;
 use crate::output::summary::{write_atomic, Summary};
 use crate::output::OutputError;
@@ -88,7 +88,7 @@ pub fn load_run(dir: &Path) -> Result<RunData, ReportError> {
     Ok(RunData {
         summary,
         rtf,
-        latency: load_latency(&dir.join(SAMPLES_DIR), start, &mut skipped_rows)?,
+        latency: load_latency(&dir.join(SAMPLES_FILE), start, &mut skipped_rows)?,
         events: optional(&dir.join(EVENTS_FILE))?.map_or_else(Vec::new, |t| read_events(&t)),
         skipped_rows,
     })
@@ -125,38 +125,34 @@ fn lenient_csv<T: serde::de::DeserializeOwned>(text: &str, skipped: &mut usize) 
 }
 
 fn load_latency(
-    dir: &Path,
+    path: &Path,
     start_unix_s: f64,
     skipped: &mut usize,
 ) -> Result<BTreeMap<u32, Vec<(f64, f64)>>, ReportError> {
     let mut out: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(out);
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(source) => {
+            return Err(ReportError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
     };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-        .collect();
-    paths.sort();
-    for path in paths {
-        let file = std::fs::File::open(&path).map_err(|source| ReportError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        // Streamed row by row: sample files are the largest part of a run directory.
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(std::io::BufReader::new(file));
-        for row in reader.deserialize::<SampleRow>() {
-            match row {
-                Ok(r) => {
-                    if let Some(latency_us) = r.latency_us {
-                        let point = (r.recv_unix_s - start_unix_s, latency_us);
-                        out.entry(r.dummy).or_default().push(point);
-                    }
+    // Streamed row by row: the samples are the largest part of a run directory.
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    for row in reader.deserialize::<SampleRow>() {
+        match row {
+            Ok(r) => {
+                if let Some(latency_us) = r.latency_us {
+                    let point = (r.recv_unix_s - start_unix_s, latency_us);
+                    out.entry(r.dummy).or_default().push(point);
                 }
-                Err(_) => *skipped += 1,
             }
+            Err(_) => *skipped += 1,
         }
     }
     Ok(out)

@@ -103,10 +103,13 @@ fn run_line(state: &ViewState, info: &RunInfo) -> Line<'static> {
     if let Some(st) = s.sim.as_ref().and_then(|sim| sim.stepping.as_ref()) {
         spans.push(format!("  {}", format::stepping(st)).into());
     }
-    spans.push(format!("  listen {}", info.listen).into());
     if state.frozen {
         let style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
         spans.push(Span::styled("  FROZEN (p)", style));
+    }
+    spans.push(format!("  listen {}", info.listen).into());
+    if let Some(b) = &s.backlog {
+        spans.push(format!("  backlog p99 {} µs", format::opt(Some(b.p99_us), 0)).into());
     }
     Line::from(spans)
 }
@@ -292,9 +295,9 @@ fn detail_lines(d: &DummySnapshot) -> Vec<Line<'static>> {
             opt(d.rtf.worst_1s_at_s, 1)
         )),
         Line::from(format!(
-            "backlog p99 {} µs · script RTT p50 {} µs",
-            opt_us(d.backlog.as_ref().map(|b| b.p99_us)),
-            opt_us(d.rtt.as_ref().map(|r| r.p50_us))
+            "script RTT p50 {} µs · p99 {} µs",
+            opt_us(d.rtt.as_ref().map(|r| r.p50_us)),
+            opt_us(d.rtt.as_ref().map(|r| r.p99_us))
         )),
     ]
 }

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::metrics::UnixNanos;
+use crate::time::UnixNanos;
 
 use super::backoff::BackoffConfig;
 use super::client::{Client, ClientConfig};

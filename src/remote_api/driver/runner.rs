@@ -2,13 +2,13 @@
 //! be pure live in `tracker` and `pacing`.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::metrics::UnixNanos;
 use crate::remote_api::backoff::Backoff;
 use crate::remote_api::client::Client;
 use crate::remote_api::error::RemoteError;
 use crate::remote_api::transport::Transport;
+use crate::time::unix_now_ns;
 
 use super::pacing::{Pacer, StepStats};
 use super::tracker::{Poll, Tracker};
@@ -135,7 +135,9 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
         if responsible && state.is_stopped() && self.opts.start_if_stopped {
             self.client.start_simulation()?;
             self.started_by_us = true;
-            self.emit(DriverEvent::StartedSimulation { wall_ns: unix_ns() });
+            self.emit(DriverEvent::StartedSimulation {
+                wall_ns: unix_now_ns(),
+            });
         }
         self.connected_once = true;
         self.backoff.reset();
@@ -223,11 +225,11 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     }
 
     fn poll(&mut self) -> Result<(), RemoteError> {
-        let before_ns = unix_ns();
+        let before_ns = unix_now_ns();
         let t0 = Instant::now();
         let sim_time_s = self.client.get_simulation_time()?;
         let rtt = t0.elapsed();
-        let wall_ns = before_ns + (unix_ns() - before_ns) / 2;
+        let wall_ns = before_ns + (unix_now_ns() - before_ns) / 2;
         let state = self.client.get_simulation_state()?;
         self.call_ok();
         self.emit(DriverEvent::CallRtt {
@@ -275,7 +277,7 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
         }
         tracing::warn!("{e}");
         self.emit(DriverEvent::Disconnected {
-            wall_ns: unix_ns(),
+            wall_ns: unix_now_ns(),
             error: e.to_string(),
         });
     }
@@ -352,13 +354,6 @@ fn next_poll_at(previous_due_s: f64, now_s: f64, interval: Duration) -> f64 {
     } else {
         next
     }
-}
-
-fn unix_ns() -> UnixNanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

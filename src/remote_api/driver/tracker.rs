@@ -1,7 +1,7 @@
 //! From successive polls of CoppeliaSim to events (pure: the wall time comes with the poll).
 
-use crate::metrics::UnixNanos;
 use crate::remote_api::constants::SimState;
+use crate::time::UnixNanos;
 
 use super::DriverEvent;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::metrics::UnixNanos;
+use crate::time::UnixNanos;
 
 /// Why the run ended.
 #[derive(Debug, Clone, PartialEq)]

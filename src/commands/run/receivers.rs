@@ -1,0 +1,129 @@
+//! Binding the receivers and connecting the remote-API driver: the I/O a run starts with.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{CollectArgs, SimArgs};
+use crate::collector::{
+    bind_udp, spawn_tcp, BatchPool, ReadCadence, ReplySink, TcpConfig, UdpConfig,
+};
+use crate::event::ReceiverEvent;
+use crate::remote_api::driver::{self, DriverEvent, DriverHandle};
+
+/// Receiver → run loop queue, in batches; when full, receivers wait and the kernel buffer
+/// absorbs.
+const QUEUE_BATCHES: usize = 256;
+
+/// Bound receivers, already receiving into their queue.
+#[derive(Debug)]
+pub struct Receivers {
+    pub udp_addr: SocketAddr,
+    pub tcp_addr: Option<SocketAddr>,
+    pub(super) rx: mpsc::Receiver<ReceiverEvent>,
+    pub(super) replies: ReplySink,
+    pub(super) pool: BatchPool,
+    pub(super) low_latency: Arc<AtomicBool>,
+    pub(super) drop_counter: bool,
+}
+
+/// Binds UDP (and TCP) as `--listen`/`--tcp-listen` say and starts receiving.
+pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
+    let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+    let udp = bind_udp(&UdpConfig {
+        listen: args.listen,
+        recv_buffer: args.recv_buffer,
+        cadence: ReadCadence::default(),
+    })?;
+    tracing::info!(
+        listen = %udp.local_addr,
+        recv_buffer_bytes = udp.effective_recv_buffer,
+        kernel_drop_counter = udp.drop_counter,
+        "listening for UDP datagrams on {} ({} receive timestamps)",
+        udp.local_addr,
+        if udp.kernel_stamps { "kernel SO_TIMESTAMPNS" } else { "user-space" },
+    );
+    let (udp_addr, drop_counter) = (udp.local_addr, udp.drop_counter);
+    let replies = ReplySink::new(udp.reply_socket().ok());
+    let pool = BatchPool::default();
+    let low_latency = Arc::new(AtomicBool::new(false));
+    udp.spawn(tx.clone(), pool.clone(), low_latency.clone())
+        .map_err(|e| anyhow::anyhow!("cannot start the UDP receiver thread: {e}"))?;
+    let mut tcp_addr = None;
+    if let Some(listen) = args.tcp_listen {
+        let cfg = TcpConfig {
+            listen,
+            max_frame: args.max_frame,
+        };
+        let (local, _task) = spawn_tcp(cfg, tx, replies.clone()).await?;
+        tracing::info!("listening for framed TCP connections on {local}");
+        tcp_addr = Some(local);
+    }
+    Ok(Receivers {
+        udp_addr,
+        tcp_addr,
+        rx,
+        replies,
+        pool,
+        low_latency,
+        drop_counter,
+    })
+}
+
+/// The running remote-API driver and its events.
+#[derive(Debug)]
+pub struct SimLink {
+    pub(super) events: mpsc::UnboundedReceiver<DriverEvent>,
+    pub(super) handle: DriverHandle,
+    /// Events read while connecting, replayed into the run.
+    pub(super) early: Vec<DriverEvent>,
+}
+
+/// Starts the driver and waits for CoppeliaSim to answer: an unreachable endpoint or an
+/// unusable server (protocol 1, scene not found...) is an error, within the call deadline.
+pub async fn connect_sim(sim: &SimArgs) -> anyhow::Result<SimLink> {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let handle = driver::spawn(sim.driver_options(), tx)?;
+    let mut early = Vec::new();
+    // Setup makes a handful of calls, each bounded by the deadline.
+    let wait = sim.remote.remote_timeout * 6 + Duration::from_secs(1);
+    let connected = tokio::time::timeout(wait, async {
+        while let Some(ev) = events.recv().await {
+            let verdict = match &ev {
+                DriverEvent::Connected { .. } => Some(Ok(())),
+                DriverEvent::Disconnected { error, .. } | DriverEvent::Failed { error } => {
+                    Some(Err(error.clone()))
+                }
+                _ => None,
+            };
+            early.push(ev);
+            if let Some(v) = verdict {
+                return v;
+            }
+        }
+        Err("the remote API driver ended unexpectedly".to_owned())
+    })
+    .await;
+    let result = match connected {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "CoppeliaSim at {} did not finish answering the setup calls within {}",
+            sim.remote.remote,
+            humantime::format_duration(wait)
+        )),
+    };
+    if let Err(e) = result {
+        tokio::task::spawn_blocking(move || handle.shutdown())
+            .await
+            .ok();
+        anyhow::bail!("{e}");
+    }
+    Ok(SimLink {
+        events,
+        handle,
+        early,
+    })
+}
