@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench pipeline` runs the full measurement (a few minutes); under
 //! `cargo test` it runs a tiny smoke version that checks the plumbing, not the speed.
-//! `cargo bench --bench pipeline -- --scale` adds the 10,000-dummy run (60 s at 200,000/s).
+//! `cargo bench --bench pipeline -- --scale` adds the 10,000-dummy run (60 s at 200,000/s);
+//! `-- --only=steady|drain|scale` runs one part.
 //!
 //! Receivers (each a separate process, so its CPU time is its own):
 //! - `recvmsg` baseline: one blocking `recvmsg` with `SO_TIMESTAMPNS` per datagram, nothing
@@ -48,9 +49,14 @@ fn main() {
         if full { "bench" } else { "smoke" },
         pinning_note()
     );
-    steady(&scale);
-    drain(&scale);
-    if args.iter().any(|a| a == "--scale") {
+    let only = args.iter().find_map(|a| a.strip_prefix("--only="));
+    if only.is_none_or(|o| o == "steady") {
+        steady(&scale);
+    }
+    if only.is_none_or(|o| o == "drain") {
+        drain(&scale);
+    }
+    if args.iter().any(|a| a == "--scale") || only == Some("scale") {
         scale_run(if full { 60 } else { 5 }, if full { 10_000 } else { 100 });
     }
 }

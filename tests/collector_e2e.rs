@@ -418,3 +418,42 @@ fn run_serves_prometheus_metrics() {
     );
     drop(bridge);
 }
+
+/// Messages the kernel queued between binding and the start of the run loop (a slow start,
+/// or a bridge stopped with SIGSTOP) belong to the run: the run starts when the sockets are
+/// bound. (It used to start when the loop did, and such messages were excluded as if they
+/// had come before the run.)
+#[test]
+fn messages_queued_before_the_loop_starts_are_counted() {
+    let run = run_args(&["--idle-timeout", "1s"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = rt.block_on(async move {
+        let receivers = bind_receivers(&run.collect).await.unwrap();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let now_s = coppelia_bridge::time::unix_now_ns() as f64 / 1e9;
+        for seq in 0..50u32 {
+            let stamp = coppelia_bridge::wire::Message::Stamp(coppelia_bridge::wire::Stamp {
+                dummy_id: 3,
+                seq,
+                step: seq,
+                sim_time_s: f64::from(seq) * 0.05,
+                sent_unix_s: now_s,
+                rtt_us: coppelia_bridge::wire::NO_RTT,
+            });
+            sock.send_to(&stamp.encode(), receivers.udp_addr).unwrap();
+        }
+        // The loop starts well after the datagrams were queued (and kernel-stamped).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (snap_tx, _rx) = tokio::sync::watch::channel(empty_snapshot());
+        let (channels, _keys) = Channels::headless(snap_tx);
+        collect_with(&run, receivers, None, Box::new(NullSink), channels)
+            .await
+            .unwrap()
+    });
+    let d = &outcome.snapshot.dummies[0];
+    assert_eq!((d.id, d.messages), (3, 50), "{d:#?}");
+}

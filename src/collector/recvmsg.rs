@@ -34,6 +34,8 @@ pub struct Received {
     pub kernel_ns: Option<i64>,
     /// Cumulative drop counter of the socket, when the kernel attached it.
     pub drops: Option<u32>,
+    /// When the system call returned (wall clock, ns): user space read it then.
+    pub read_ns: i64,
     /// The datagram was longer than the buffer.
     pub truncated: bool,
     /// The kernel cut the control data (`MSG_CTRUNC`): stamps of this message are unknown.
@@ -147,9 +149,10 @@ impl BatchReader {
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
+        let read_ns = crate::time::unix_now_ns();
         for i in 0..n {
             let hdr = &self.hdrs[i];
-            let mut meta = read_header(&hdr.msg_hdr, hdr.msg_len as usize);
+            let mut meta = read_header(&hdr.msg_hdr, hdr.msg_len as usize, read_ns);
             meta.len = meta.len.min(MAX_DATAGRAM);
             let start = i * MAX_DATAGRAM;
             each(meta, &self.data[start..start + meta.len]);
@@ -174,7 +177,7 @@ pub fn recv_one(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut r = read_header(&msg, n as usize);
+    let mut r = read_header(&msg, n as usize, crate::time::unix_now_ns());
     r.len = r.len.min(buf.len());
     Ok(r)
 }
@@ -196,7 +199,7 @@ fn msghdr(
 }
 
 /// What the kernel wrote into `msg` for a message of `len` bytes.
-fn read_header(msg: &libc::msghdr, len: usize) -> Received {
+fn read_header(msg: &libc::msghdr, len: usize, read_ns: i64) -> Received {
     let from = if msg.msg_namelen > 0 {
         // SAFETY: the kernel filled `msg_name` (a sockaddr_storage) with `msg_namelen` bytes.
         let storage = unsafe { std::ptr::read(msg.msg_name as *const libc::sockaddr_storage) };
@@ -216,6 +219,7 @@ fn read_header(msg: &libc::msghdr, len: usize) -> Received {
         from,
         kernel_ns,
         drops,
+        read_ns,
         truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
         control_truncated,
     }

@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 use super::recvmsg::{enable_kernel_stamps, recv_one};
 use super::{CollectorError, ReplySink};
 use crate::event::{Arrival, ArrivalBatch, ReceiverEvent, ReceiverStatus, Source};
-use crate::time::unix_now_ns;
 use crate::wire::FrameDecoder;
 
 /// Bytes read per system call and connection.
@@ -143,7 +142,7 @@ async fn read_frames(
         if got.len == 0 {
             return closed(source, "peer closed".into(), decoder.pending());
         }
-        let read_ns = unix_now_ns();
+        let read_ns = got.read_ns;
         decoder.extend(&buf[..got.len]);
         let mut batch = ArrivalBatch::default();
         let end = loop {

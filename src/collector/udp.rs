@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use super::recvmsg::{enable_kernel_stamps, BatchReader, Received};
 use super::{BatchPool, CollectorError, BATCH_LIMIT};
 use crate::event::{Arrival, ArrivalBatch, ReceiverEvent, ReceiverStatus, Source};
-use crate::time::unix_now_ns;
 
 /// Default `SO_RCVBUF` request, bytes: 10 s of 1,000 dummies at 20 Hz is 200,000 datagrams,
 /// and Linux charges each small datagram about 1 KiB of buffer (its `skb` true size), so
@@ -27,20 +26,18 @@ const WAKE_EVERY: Duration = Duration::from_millis(200);
 /// When the receiver reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReadCadence {
-    /// After a burst of at least `busy_burst` datagrams, wait this long before reading again
-    /// (the kernel queues and stamps what arrives meanwhile). Zero: always read at once.
+    /// After the first datagram of a burst, wait this long before draining the socket (the
+    /// kernel queues and stamps what arrives meanwhile). Zero: drain at once.
     pub pause: Duration,
-    pub busy_burst: usize,
 }
 
 impl Default for ReadCadence {
-    /// 10 ms once bursts reach 32 datagrams (≥ 3,200/s): at 20,000/s that is one wake-up
-    /// per ~200 datagrams instead of one per datagram, and the live view (4 Hz) never lags
-    /// by more than a tick.
+    /// 10 ms: a pass's burst of datagrams (all dummies send in the same sensing phase) is
+    /// read in one go, at most 100 wake-ups a second whatever the rate, and the live view
+    /// (4 Hz) never lags by more than a tick.
     fn default() -> Self {
         Self {
             pause: Duration::from_millis(10),
-            busy_burst: 32,
         }
     }
 }
@@ -136,21 +133,30 @@ impl UdpReceiver {
             drops: None,
             reported_drops: None,
         };
+        // Wait for the first datagram; then, unless a dummy measures ECHO round trips, sleep
+        // the cadence's pause so the kernel queues (and stamps) the rest of the burst, and
+        // drain it in full batches. Reading a burst as it trickles in would take one system
+        // call and one socket-lock handover per datagram.
         while !tx.is_closed() {
-            // Block until something arrives (or WAKE_EVERY), then drain what is queued.
             let mut got = 0;
             let mut wait = true;
+            let mut paused = false;
             loop {
                 let read = reader.recv(fd, wait, |m, p| burst.push(m, p));
                 wait = false;
                 match read {
                     Ok(n) => got += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        if e.kind() != std::io::ErrorKind::WouldBlock {
-                            // An ICMP error concerns one peer, never the receiver.
-                            tracing::debug!(error = %e, "UDP receive error ignored");
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if got > 0 && !paused && self.pace(low_latency) {
+                            paused = true;
+                            continue;
                         }
+                        break;
+                    }
+                    Err(e) => {
+                        // An ICMP error concerns one peer, never the receiver.
+                        tracing::debug!(error = %e, "UDP receive error ignored");
                         break;
                     }
                 }
@@ -161,14 +167,18 @@ impl UdpReceiver {
             if !burst.send(tx, pool) {
                 return;
             }
-            let pause = self.cadence.pause;
-            if got >= self.cadence.busy_burst
-                && !pause.is_zero()
-                && !low_latency.load(Ordering::Relaxed)
-            {
-                std::thread::sleep(pause);
-            }
         }
+    }
+
+    /// Sleeps the cadence's pause, unless it is zero or low latency is asked for; whether it
+    /// slept.
+    fn pace(&self, low_latency: &AtomicBool) -> bool {
+        let pause = self.cadence.pause;
+        if pause.is_zero() || low_latency.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(pause);
+        true
     }
 }
 
@@ -191,9 +201,7 @@ impl Burst {
             source: Source::Udp(from),
             payload,
             kernel_ns: m.kernel_ns,
-            // One clock read per datagram is cheap (vDSO) next to its system call share,
-            // and keeps the read backlog exact per datagram.
-            read_ns: unix_now_ns(),
+            read_ns: m.read_ns,
             truncated: m.truncated,
         });
     }

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use super::{
-    DummyInfo, DummyMetrics, LatencyHistogram, MetricsConfig, RecvClock, RunSnapshot, Sample,
-    SessionRecord, SimSnapshot, SourceErrors, Transport,
+    DummyInfo, DummyMetrics, DummyTable, LatencyHistogram, MetricsConfig, RecvClock, RunSnapshot,
+    Sample, SessionRecord, SimSnapshot, SourceErrors, Transport,
 };
 use crate::event::{Arrival, EventKind, Notice, ReceiverStatus, Source};
 use crate::time::UnixNanos;
@@ -60,10 +60,19 @@ impl Outcome {
     }
 }
 
+/// The source that speaks for a v1 dummy id, and when it last did.
 #[derive(Debug, Clone, Copy)]
 struct Owner {
     source: Source,
     last_ns: UnixNanos,
+}
+
+/// How messages of one dummy id are routed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Route {
+    owner: Option<Owner>,
+    /// Its HELLO asked for ECHOs.
+    echo: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -79,11 +88,9 @@ pub struct Aggregator {
     cfg: MetricsConfig,
     /// When the bridge started; `elapsed_s` counts from here.
     started_ns: UnixNanos,
-    dummies: BTreeMap<u32, DummyMetrics>,
-    echo_wanted: HashMap<u32, bool>,
+    /// Every dummy: its route (owner, ECHO wish) and its statistics.
+    dummies: DummyTable<Route>,
     legacy_sources: HashMap<SocketAddr, u32>,
-    /// The source that speaks for each v1 dummy id, and when it last did.
-    owners: HashMap<u32, Owner>,
     rejected: BTreeMap<String, SourceErrors>,
     reject_log: HashMap<String, RejectLog>,
     sessions: Vec<SessionRecord>,
@@ -99,10 +106,8 @@ impl Aggregator {
         Self {
             started_ns: cfg.run_start_ns,
             cfg,
-            dummies: BTreeMap::new(),
-            echo_wanted: HashMap::new(),
+            dummies: DummyTable::default(),
             legacy_sources: HashMap::new(),
-            owners: HashMap::new(),
             rejected: BTreeMap::new(),
             reject_log: HashMap::new(),
             sessions: Vec::new(),
@@ -125,19 +130,19 @@ impl Aggregator {
 
     /// Ids of every dummy seen so far.
     pub fn dummy_ids(&self) -> Vec<u32> {
-        self.dummies.keys().copied().collect()
+        self.dummies.ids().collect()
     }
 
     /// Per dummy (in id order): newest simulation time, and whether it said BYE. Cheap:
     /// what the stop rules need between snapshots.
     pub fn progress(&self, out: &mut Vec<(Option<f64>, bool)>) {
         out.clear();
-        out.extend(self.dummies.values().map(DummyMetrics::progress));
+        out.extend(self.dummies.iter().map(DummyMetrics::progress));
     }
 
     /// Whether any dummy asked for ECHOs (its script measures round trips).
     pub fn echo_wanted(&self) -> bool {
-        self.echo_wanted.values().any(|&on| on)
+        self.dummies.routes().any(|r| r.echo)
     }
 
     /// Earlier sessions (a dummy restarted).
@@ -153,7 +158,7 @@ impl Aggregator {
     /// Clears every dummy's statistics (live view `r`).
     pub fn reset(&mut self, now_ns: UnixNanos) {
         self.backlog.reset();
-        for d in self.dummies.values_mut() {
+        for d in self.dummies.iter_mut() {
             d.reset(now_ns);
         }
     }
@@ -205,6 +210,17 @@ impl Aggregator {
         out
     }
 
+    /// The prefetch plan of `batch` (see `metrics::table`), into `slots`.
+    pub fn prefetch_plan(&self, batch: &crate::event::ArrivalBatch, slots: &mut Vec<usize>) {
+        self.dummies.slots_of(batch, slots);
+    }
+
+    /// Before handling arrival `i` of a planned batch: hints the CPU to load the state of
+    /// the next dummies. The same results, fewer stalls.
+    pub fn prefetch_ahead(&self, slots: &[usize], i: usize) {
+        self.dummies.prefetch_ahead(slots, i);
+    }
+
     /// Handles one received message at wall time `now_ns`: classifies it (v1, legacy,
     /// garbage) and routes it to its dummy.
     pub fn arrival(&mut self, m: Arrival<'_>, now_ns: UnixNanos) -> Outcome {
@@ -239,7 +255,7 @@ impl Aggregator {
                 if !self.claim(b.dummy_id, m, now_ns, out) {
                     return;
                 }
-                if let Some(d) = self.dummies.get_mut(&b.dummy_id) {
+                if let Some(d) = self.dummies.get_mut(b.dummy_id) {
                     d.on_bye(&b, now_ns);
                     out.notice(
                         EventKind::DummyBye,
@@ -289,13 +305,12 @@ impl Aggregator {
 
     fn on_hello(&mut self, h: Hello, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
         let at = m.recv_ns();
-        let previous = self.owners.insert(
-            h.dummy_id,
-            Owner {
-                source: m.source,
-                last_ns: at,
-            },
-        );
+        let route = &mut self.dummies.slot_or_default(h.dummy_id).route;
+        let previous = route.owner.replace(Owner {
+            source: m.source,
+            last_ns: at,
+        });
+        route.echo = h.flags & flags::ECHO != 0;
         if let Some(old) =
             previous.filter(|o| o.source != m.source && at - o.last_ns < OWNER_QUIET_NS)
         {
@@ -316,18 +331,16 @@ impl Aggregator {
             dt_s: Some(h.dt_s),
             source: m.source.addr().to_string(),
         };
-        self.echo_wanted
-            .insert(h.dummy_id, h.flags & flags::ECHO != 0);
         self.register(info, now_ns, out);
     }
 
     fn register(&mut self, info: DummyInfo, now_ns: UnixNanos, out: &mut Outcome) {
         let id = info.id;
         let text = format!(
-            "{} (id {id}, {:?}) registered from {}",
+            "{} (id {id}, {}) registered from {}",
             info.name, info.transport, info.source
         );
-        match self.dummies.get_mut(&id) {
+        match self.dummies.get_mut(id) {
             Some(d) => {
                 if let Some(old) = d.on_hello(info, now_ns) {
                     out.notice(
@@ -352,7 +365,8 @@ impl Aggregator {
     /// previous source has gone quiet. A second active source is rejected and named.
     fn claim(&mut self, id: u32, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) -> bool {
         let at = m.recv_ns();
-        match self.owners.get_mut(&id) {
+        let owner = &mut self.dummies.slot_or_default(id).route.owner;
+        match owner {
             Some(o) if o.source == m.source => o.last_ns = at,
             Some(o) if at - o.last_ns < OWNER_QUIET_NS => {
                 let detail = format!(
@@ -378,13 +392,10 @@ impl Aggregator {
                 };
             }
             None => {
-                self.owners.insert(
-                    id,
-                    Owner {
-                        source: m.source,
-                        last_ns: at,
-                    },
-                );
+                *owner = Some(Owner {
+                    source: m.source,
+                    last_ns: at,
+                });
             }
         }
         true
@@ -394,7 +405,7 @@ impl Aggregator {
         if !self.claim(s.dummy_id, m, now_ns, out) {
             return;
         }
-        if !self.dummies.contains_key(&s.dummy_id) {
+        if !self.dummies.contains(s.dummy_id) {
             // The bridge started after the scene: accept the dummy without its HELLO.
             let info = DummyInfo {
                 id: s.dummy_id,
@@ -421,7 +432,11 @@ impl Aggregator {
             rtt_us: (s.rtt_us != NO_RTT).then_some(s.rtt_us),
         };
         self.record(s.dummy_id, sample, out);
-        if self.echo_wanted.get(&s.dummy_id).copied().unwrap_or(false) {
+        if self
+            .dummies
+            .slot_mut(s.dummy_id)
+            .is_some_and(|slot| slot.route.echo)
+        {
             let echo = Message::Echo(Echo {
                 dummy_id: s.dummy_id,
                 seq: s.seq,
@@ -434,7 +449,7 @@ impl Aggregator {
     }
 
     fn record(&mut self, id: u32, sample: Sample, out: &mut Outcome) {
-        let Some(d) = self.dummies.get_mut(&id) else {
+        let Some(d) = self.dummies.get_mut(id) else {
             return;
         };
         let r = d.record(&sample, &self.cfg);
@@ -577,7 +592,7 @@ impl Aggregator {
             backlog: self.backlog.stats(),
             dummies: self
                 .dummies
-                .values()
+                .iter()
                 .map(|d| d.snapshot(now_ns, &self.cfg))
                 .collect(),
             rejected: self.rejected.values().cloned().collect(),

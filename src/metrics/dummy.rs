@@ -178,6 +178,18 @@ impl DummyMetrics {
         }
     }
 
+    /// Hints the CPU to load the heap buffers the next sample will touch (the RTF window's
+    /// ends, the latency buckets); see `metrics::table`.
+    pub fn prefetch_heap(&self) {
+        if let Some(t) = &self.stats.rtf {
+            t.prefetch();
+        }
+        if let Some(t) = &self.stats.seq {
+            t.prefetch();
+        }
+        self.stats.latency.prefetch();
+    }
+
     /// What the stop rules look at, without a snapshot: the newest simulation time and
     /// whether the dummy said BYE.
     pub fn progress(&self) -> (Option<f64>, bool) {

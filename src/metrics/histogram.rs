@@ -136,6 +136,18 @@ impl LatencyHistogram {
         self.count == 0
     }
 
+    /// Hints the CPU to load the bucket arrays (their middle, where a binary search starts).
+    pub fn prefetch(&self) {
+        let b = &self.buckets;
+        if let (Some(k), Some(c)) = (
+            b.keys.get(b.keys.len() / 2),
+            b.counts.get(b.counts.len() / 2),
+        ) {
+            super::table::prefetch_lines(k);
+            super::table::prefetch_lines(c);
+        }
+    }
+
     /// Buckets in use (memory is about 12 bytes each).
     pub fn buckets_in_use(&self) -> usize {
         self.buckets.keys.len()

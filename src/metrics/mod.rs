@@ -23,6 +23,7 @@ mod seq;
 mod sim;
 pub mod snapshot;
 mod spread;
+mod table;
 
 pub use dummy::{DummyMetrics, RecordOutcome};
 pub use histogram::{LatencyHistogram, MAX_RECORDED_US, SIGNIFICANT_DIGITS};
@@ -33,6 +34,7 @@ pub use seq::{SeqEvent, SeqTracker, SEQ_WINDOW};
 pub use sim::SimMetrics;
 pub use snapshot::*;
 pub use spread::{Rfc3550Jitter, Spread};
+pub use table::{DummyTable, Slot};
 
 use crate::time::UnixNanos;
 

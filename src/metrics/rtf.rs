@@ -128,6 +128,16 @@ impl RtfTracker {
         self.store(p);
     }
 
+    /// Hints the CPU to load the stored samples a push touches (both ends of the window).
+    pub fn prefetch(&self) {
+        for p in [self.recent.front(), self.recent.back()]
+            .into_iter()
+            .flatten()
+        {
+            super::table::prefetch_lines(p);
+        }
+    }
+
     /// Forgets every sample (keeps the wall source and origin).
     pub fn reset(&mut self) {
         *self = Self::build(self.wall_source, self.explicit_origin);

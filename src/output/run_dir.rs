@@ -70,7 +70,18 @@ impl RunWriter {
         &self.dir
     }
 
-    /// Appends one received message to `samples.csv`.
+    /// Appends one received message to `samples.csv` (the receive path's call).
+    pub fn record(
+        &mut self,
+        dummy: u32,
+        session: u32,
+        transport: crate::metrics::Transport,
+        s: &crate::metrics::Sample,
+    ) -> Result<(), OutputError> {
+        self.samples.write_sample(dummy, session, transport, s)
+    }
+
+    /// Appends one row to `samples.csv`.
     pub fn sample(&mut self, row: &SampleRow) -> Result<(), OutputError> {
         self.samples.write(row)
     }

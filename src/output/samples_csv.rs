@@ -58,11 +58,67 @@ impl SampleRow {
 /// Column names, in [`SampleRow`] field order.
 pub const HEADER: &str = "dummy,session,seq,step,sim_time_s,sent_unix_s,recv_unix_s,read_unix_s,latency_us,rtt_us,recv_clock,transport";
 
-/// The CSV format of [`SampleRow`]s on any writer (header written with the first row).
+/// One row as it is formatted: times as integer nanoseconds, exactly as measured.
+#[derive(Debug, Clone, Copy)]
+struct RowNs {
+    dummy: u32,
+    session: u32,
+    seq: Option<u32>,
+    step: Option<u32>,
+    sim_time_s: f64,
+    sent_ns: Option<i64>,
+    recv_ns: i64,
+    read_ns: i64,
+    latency_ns: Option<i64>,
+    rtt_us: Option<u32>,
+    recv_clock: RecvClock,
+    transport: Transport,
+}
+
+impl RowNs {
+    fn of_sample(dummy: u32, session: u32, transport: Transport, s: &Sample) -> Self {
+        Self {
+            dummy,
+            session,
+            seq: s.seq,
+            step: s.step,
+            sim_time_s: s.sim_time_s,
+            sent_ns: s.sent_unix_ns,
+            recv_ns: s.recv_unix_ns,
+            read_ns: s.read_unix_ns,
+            latency_ns: s.sent_unix_ns.map(|sent| s.recv_unix_ns - sent),
+            rtt_us: s.rtt_us,
+            recv_clock: s.recv_clock,
+            transport,
+        }
+    }
+
+    fn of_row(r: &SampleRow) -> Self {
+        let ns = |s: f64| crate::time::s_to_ns(s).unwrap_or(0);
+        Self {
+            dummy: r.dummy,
+            session: r.session,
+            seq: r.seq,
+            step: r.step,
+            sim_time_s: r.sim_time_s,
+            sent_ns: r.sent_unix_s.map(ns),
+            recv_ns: ns(r.recv_unix_s),
+            read_ns: ns(r.read_unix_s),
+            latency_ns: r.latency_us.map(|us| ns(us / 1e6)),
+            rtt_us: r.rtt_us,
+            recv_clock: r.recv_clock,
+            transport: r.transport,
+        }
+    }
+}
+
+/// The CSV format of samples on any writer (header written with the first row).
 ///
-/// Hand-formatted with `itoa`/`ryu` into one reused line buffer: the same text `csv` +
-/// `serde` would write (shortest round-trip floats, empty cells for `None`), without their
-/// per-row cost, because this runs once per received message.
+/// Formatted by hand into one reused line buffer, because this runs once per received
+/// message: integers with `itoa`; times, which are integer nanoseconds, as exact decimals
+/// (`1764470400.123456789`, `12.345` µs; trailing zeros dropped); the simulation time, a
+/// float from the wire, with `ryu` (shortest round trip). `csv` + `serde` read it back
+/// (a test checks the round trip) and any CSV reader takes it.
 #[derive(Debug)]
 pub struct SampleCsv<W: Write> {
     inner: W,
@@ -85,7 +141,25 @@ impl<W: Write> SampleCsv<W> {
         Ok(self.inner)
     }
 
-    fn format(&mut self, r: &SampleRow) {
+    /// Appends one received message (the receive path's call: no [`SampleRow`] needed).
+    pub fn write_sample(
+        &mut self,
+        dummy: u32,
+        session: u32,
+        transport: Transport,
+        s: &Sample,
+    ) -> std::io::Result<()> {
+        self.write_row(&RowNs::of_sample(dummy, session, transport, s))
+    }
+
+    fn write_row(&mut self, r: &RowNs) -> std::io::Result<()> {
+        self.format(r);
+        self.inner.write_all(&self.line)?;
+        self.header_written = true;
+        Ok(())
+    }
+
+    fn format(&mut self, r: &RowNs) {
         let line = &mut self.line;
         line.clear();
         if !self.header_written {
@@ -93,7 +167,6 @@ impl<W: Write> SampleCsv<W> {
             line.push(b'\n');
         }
         let mut ints = itoa::Buffer::new();
-        let mut floats = ryu::Buffer::new();
         let mut int = |line: &mut Vec<u8>, v: Option<u64>| {
             if let Some(v) = v {
                 line.extend_from_slice(ints.format(v).as_bytes());
@@ -104,17 +177,18 @@ impl<W: Write> SampleCsv<W> {
         int(line, Some(u64::from(r.session)));
         int(line, r.seq.map(u64::from));
         int(line, r.step.map(u64::from));
-        let mut float = |line: &mut Vec<u8>, v: Option<f64>| {
+        line.extend_from_slice(ryu::Buffer::new().format(r.sim_time_s).as_bytes());
+        line.push(b',');
+        let fixed = |line: &mut Vec<u8>, v: Option<i64>, digits: u32| {
             if let Some(v) = v {
-                line.extend_from_slice(floats.format(v).as_bytes());
+                push_fixed(line, v, digits);
             }
             line.push(b',');
         };
-        float(line, Some(r.sim_time_s));
-        float(line, r.sent_unix_s);
-        float(line, Some(r.recv_unix_s));
-        float(line, Some(r.read_unix_s));
-        float(line, r.latency_us);
+        fixed(line, r.sent_ns, 9);
+        fixed(line, Some(r.recv_ns), 9);
+        fixed(line, Some(r.read_ns), 9);
+        fixed(line, r.latency_ns, 3);
         int(line, r.rtt_us.map(u64::from));
         line.extend_from_slice(r.recv_clock.as_str().as_bytes());
         line.push(b',');
@@ -123,12 +197,30 @@ impl<W: Write> SampleCsv<W> {
     }
 }
 
+/// `v / 10^digits` as an exact decimal: at least one fractional digit, trailing zeros of
+/// the fraction dropped (`1.5`, `-0.25`, `3.0`).
+fn push_fixed(line: &mut Vec<u8>, v: i64, digits: u32) {
+    let scale = 10u64.pow(digits);
+    let magnitude = v.unsigned_abs();
+    if v < 0 {
+        line.push(b'-');
+    }
+    line.extend_from_slice(itoa::Buffer::new().format(magnitude / scale).as_bytes());
+    line.push(b'.');
+    let mut frac = magnitude % scale;
+    let mut width = digits as usize;
+    while width > 1 && frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    let digits_of = itoa::Buffer::new().format(frac).len();
+    line.extend(std::iter::repeat_n(b'0', width - digits_of));
+    line.extend_from_slice(itoa::Buffer::new().format(frac).as_bytes());
+}
+
 impl<W: Write> RecordSink<SampleRow> for SampleCsv<W> {
     fn write_record(&mut self, row: &SampleRow) -> std::io::Result<()> {
-        self.format(row);
-        self.inner.write_all(&self.line)?;
-        self.header_written = true;
-        Ok(())
+        self.write_row(&RowNs::of_row(row))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -166,6 +258,19 @@ impl SampleCsvWriter {
             .map_err(|e| OutputError::io("write", &self.path, e))
     }
 
+    /// Appends one received message.
+    pub fn write_sample(
+        &mut self,
+        dummy: u32,
+        session: u32,
+        transport: Transport,
+        s: &Sample,
+    ) -> Result<(), OutputError> {
+        self.csv
+            .write_sample(dummy, session, transport, s)
+            .map_err(|e| OutputError::io("write", &self.path, e))
+    }
+
     /// Pushes buffered rows to the file.
     pub fn flush(&mut self) -> Result<(), OutputError> {
         self.csv
@@ -184,6 +289,51 @@ mod tests {
     use super::*;
     use crate::output::fixtures::sample_rows;
 
+    /// Equal within one unit in the last place: times are written as exact nanoseconds, so a
+    /// value that started as an f64 of seconds comes back as the f64 nearest to its
+    /// nanosecond, at most one ulp away (~0.24 µs at today's epoch).
+    fn same(a: f64, b: f64) -> bool {
+        a == b || (a - b).abs() <= 2.0 * a.abs().max(b.abs()) * f64::EPSILON
+    }
+
+    fn assert_rows_match(back: &[SampleRow], rows: &[SampleRow]) {
+        assert_eq!(back.len(), rows.len());
+        for (b, r) in back.iter().zip(rows) {
+            let opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                (Some(x), Some(y)) => same(x, y),
+                (x, y) => x.is_none() && y.is_none(),
+            };
+            assert!(
+                same(b.recv_unix_s, r.recv_unix_s)
+                    && same(b.read_unix_s, r.read_unix_s)
+                    && opt(b.sent_unix_s, r.sent_unix_s)
+                    && opt(b.latency_us, r.latency_us)
+                    && b.sim_time_s == r.sim_time_s,
+                "{b:?} != {r:?}"
+            );
+            assert_eq!(
+                (
+                    b.dummy,
+                    b.session,
+                    b.seq,
+                    b.step,
+                    b.rtt_us,
+                    b.recv_clock,
+                    b.transport
+                ),
+                (
+                    r.dummy,
+                    r.session,
+                    r.seq,
+                    r.step,
+                    r.rtt_us,
+                    r.recv_clock,
+                    r.transport
+                )
+            );
+        }
+    }
+
     #[test]
     fn rows_round_trip_with_empty_cells_for_unavailable_values() {
         let rows = sample_rows(&[0, 2], 3);
@@ -197,7 +347,7 @@ mod tests {
         // Legacy dummy 2: seq, step, sent, latency, rtt empty.
         let legacy_line = text.lines().find(|l| l.starts_with("2,")).unwrap();
         assert!(legacy_line.starts_with("2,0,,,0.0,,"), "{legacy_line}");
-        assert_eq!(read_sample_rows(&bytes[..]).unwrap(), rows);
+        assert_rows_match(&read_sample_rows(&bytes[..]).unwrap(), &rows);
     }
 
     #[test]
@@ -230,24 +380,64 @@ mod tests {
         w.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 9, "header + 8 rows");
-        assert_eq!(read_sample_rows(text.as_bytes()).unwrap(), rows);
+        assert_rows_match(&read_sample_rows(text.as_bytes()).unwrap(), &rows);
     }
 
     #[test]
-    fn hand_formatting_writes_what_serde_csv_writes() {
-        let mut rows = sample_rows(&[0, 2], 5);
-        rows[1].sim_time_s = f64::NAN;
-        rows[2].latency_us = Some(f64::INFINITY);
-        rows[3].recv_unix_s = 1_764_470_400.123_456_7;
-        rows[4].latency_us = Some(-12.5e-7);
-        let mut ours = SampleCsv::new(Vec::new());
-        let mut reference = csv::Writer::from_writer(Vec::new());
-        for row in &rows {
-            ours.write_record(row).unwrap();
-            reference.serialize(row).unwrap();
+    fn fixed_decimals_are_exact_and_short() {
+        let f = |v: i64, d: u32| {
+            let mut line = Vec::new();
+            push_fixed(&mut line, v, d);
+            String::from_utf8(line).unwrap()
+        };
+        assert_eq!(f(1_764_470_400_123_456_789, 9), "1764470400.123456789");
+        assert_eq!(f(1_500_000_000, 9), "1.5");
+        assert_eq!(f(3_000_000_000, 9), "3.0");
+        assert_eq!(f(5, 9), "0.000000005");
+        assert_eq!(f(-250, 3), "-0.25");
+        assert_eq!(f(12_345, 3), "12.345");
+        assert_eq!(f(0, 3), "0.0");
+        assert_eq!(f(i64::MIN, 9), "-9223372036.854775808");
+    }
+
+    proptest::proptest! {
+        /// What is written from a receiver's sample reads back through `csv` + `serde` as the
+        /// same values (times to the nanosecond, latency to the nanosecond in µs).
+        #[test]
+        fn samples_read_back_through_serde(
+            recv in 1_000_000_000_000_000_000i64..2_000_000_000_000_000_000,
+            transit in -5_000_000i64..50_000_000,
+            backlog in 0i64..20_000_000,
+            sim in proptest::num::f64::ANY,
+            seq in proptest::option::of(proptest::num::u32::ANY),
+            rtt in proptest::option::of(proptest::num::u32::ANY),
+            legacy in proptest::bool::ANY,
+        ) {
+            let sample = Sample {
+                seq,
+                step: seq,
+                sim_time_s: sim,
+                sent_unix_ns: (!legacy).then_some(recv - transit),
+                recv_unix_ns: recv,
+                read_unix_ns: recv + backlog,
+                recv_clock: RecvClock::Kernel,
+                rtt_us: rtt,
+            };
+            let mut w = SampleCsv::new(Vec::new());
+            w.write_sample(7, 2, Transport::Udp, &sample).unwrap();
+            let bytes = w.into_inner().unwrap();
+            let back = &read_sample_rows(&bytes[..]).unwrap()[0];
+            let expected = SampleRow::from_sample(7, 2, Transport::Udp, &sample);
+            // Times come back as the f64 nearest to the exact nanosecond.
+            proptest::prop_assert!(same(back.recv_unix_s, expected.recv_unix_s));
+            proptest::prop_assert!(same(back.read_unix_s, expected.read_unix_s));
+            proptest::prop_assert_eq!(back.sent_unix_s.is_some(), !legacy);
+            if let (Some(a), Some(b)) = (back.latency_us, expected.latency_us) {
+                // ns → µs with three decimals is exact: the same f64 as transit / 1e3.
+                proptest::prop_assert!(same(a, b), "{} vs {}", a, b);
+            }
+            proptest::prop_assert!(back.sim_time_s == sim || (sim.is_nan() && back.sim_time_s.is_nan()));
+            proptest::prop_assert_eq!((back.seq, back.rtt_us, back.dummy, back.session), (seq, rtt, 7, 2));
         }
-        let ours = String::from_utf8(ours.into_inner().unwrap()).unwrap();
-        let reference = String::from_utf8(reference.into_inner().unwrap()).unwrap();
-        assert_eq!(ours, reference);
     }
 }

@@ -157,6 +157,8 @@ pub struct RunMachine {
     last_publish_ns: Option<UnixNanos>,
     last_print_ns: Option<UnixNanos>,
     out: Vec<Action>,
+    /// Scratch: the prefetch plan of the batch being handled.
+    prefetch: Vec<usize>,
 }
 
 impl RunMachine {
@@ -178,6 +180,7 @@ impl RunMachine {
             last_publish_ns: None,
             last_print_ns: None,
             out: Vec::new(),
+            prefetch: Vec::new(),
             cfg,
         }
     }
@@ -254,7 +257,9 @@ impl RunMachine {
     fn on_receiver(&mut self, ev: &ReceiverEvent, now_ns: UnixNanos) {
         match ev {
             ReceiverEvent::Arrivals(batch) => {
-                for a in batch.iter() {
+                self.agg.prefetch_plan(batch, &mut self.prefetch);
+                for (i, a) in batch.iter().enumerate() {
+                    self.agg.prefetch_ahead(&self.prefetch, i);
                     self.progress.last_message_ns = Some(a.read_ns);
                     if let Some(v) = self.view.as_mut() {
                         v.arrival(a, now_ns);

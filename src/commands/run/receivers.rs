@@ -21,6 +21,8 @@ const QUEUE_BATCHES: usize = 256;
 /// Bound receivers, already receiving into their queue.
 #[derive(Debug)]
 pub struct Receivers {
+    /// When the sockets were bound (wall clock): the start of the run.
+    pub bound_ns: crate::time::UnixNanos,
     pub udp_addr: SocketAddr,
     pub tcp_addr: Option<SocketAddr>,
     pub(super) rx: mpsc::Receiver<ReceiverEvent>,
@@ -33,6 +35,7 @@ pub struct Receivers {
 /// Binds UDP (and TCP) as `--listen`/`--tcp-listen` say and starts receiving.
 pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
     let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+    let bound_ns = crate::time::unix_now_ns();
     let udp = bind_udp(&UdpConfig {
         listen: args.listen,
         recv_buffer: args.recv_buffer,
@@ -63,6 +66,7 @@ pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
         tcp_addr = Some(local);
     }
     Ok(Receivers {
+        bound_ns,
         udp_addr,
         tcp_addr,
         rx,

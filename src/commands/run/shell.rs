@@ -133,7 +133,9 @@ pub async fn collect_with(
     sink: Box<dyn RunSink>,
     channels: Channels,
 ) -> anyhow::Result<RunOutcome> {
-    let started = unix_now_ns();
+    // The run starts when the sockets were bound: anything the kernel queued (and stamped)
+    // since then belongs to it, however late this loop starts.
+    let started = receivers.bound_ns;
     let Receivers {
         mut rx,
         replies,

@@ -6,7 +6,7 @@ use super::shell::RunSink;
 use crate::event::Notice;
 use crate::metrics::aggregator::SampleRecord;
 use crate::metrics::{RunSnapshot, SessionRecord};
-use crate::output::{diff_events, Event, EventKind, RunMeta, RunWriter, SampleRow};
+use crate::output::{diff_events, Event, EventKind, RunMeta, RunWriter};
 use crate::run::StopReason;
 use crate::time::UnixNanos;
 
@@ -76,8 +76,9 @@ fn only_from_diffs(e: &Event) -> bool {
 
 impl RunSink for DirSink {
     fn record(&mut self, r: &SampleRecord) -> std::io::Result<()> {
-        let row = SampleRow::from_sample(r.dummy_id, r.session, r.transport, &r.sample);
-        self.writer()?.sample(&row).map_err(io)
+        self.writer()?
+            .record(r.dummy_id, r.session, r.transport, &r.sample)
+            .map_err(io)
     }
 
     fn notice(&mut self, n: &Notice, now_ns: UnixNanos) -> std::io::Result<()> {
