@@ -34,7 +34,7 @@ Usage: lua5.3 harness.lua --port P [options]
                      simGetObject_internal); --version defaults to 40700
   --proxy            with --script-object: its "parent is proxy" option is on, so '.' is the
                      dummy (and '..' the dummy's parent: none, an error)
-  --embed TEXT       prepend COPPELIA_BRIDGE_CONFIG = [[TEXT]] to the script text, as
+  --embed TEXT       prepend a line COPPELIA_BRIDGE_CONFIG = TEXT (a Lua string) to the script, as
                      `scene --build-remote` does; the extension string then holds no host/port
   --chop-sends N     the first --chop-count (default 30) TCP sends transmit at most N bytes and
                      report the rest as LuaSocket does for a full buffer: nil, 'timeout', lastIndex
