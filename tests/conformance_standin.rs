@@ -83,10 +83,9 @@ fn every_table_entry_is_served_and_nothing_else() {
                     e.name,
                     if present { "function" } else { "nil" }
                 )),
-                Kind::Const(value) if present => checks.push_str(&format!(
-                    "check('{0}', sim.{0} == {value})\n",
-                    e.name
-                )),
+                Kind::Const(value) if present => {
+                    checks.push_str(&format!("check('{0}', sim.{0} == {value})\n", e.name))
+                }
                 _ => {}
             }
         }
@@ -104,23 +103,39 @@ fn every_table_entry_is_served_and_nothing_else() {
         assert_eq!(messages(&log, "bad:"), ["bad: "], "version {raw}");
         if let Some(port) = standin.port() {
             let mut client = Client::connect(&format!("tcp://127.0.0.1:{port}"));
-            for e in SIM_API.iter().filter(|e| matches!(e.kind, Kind::Func { remote: true, .. })) {
+            for e in SIM_API
+                .iter()
+                .filter(|e| matches!(e.kind, Kind::Func { remote: true, .. }))
+            {
                 let reply = client.call(&format!("sim.{}", e.name), vec![]);
                 let missing = err_of(&reply)
                     .is_some_and(|m| m == format!("No such function: sim.{}", e.name));
-                assert_eq!(missing, !e.in_version(raw), "sim.{} in {raw}: {reply:?}", e.name);
+                assert_eq!(
+                    missing,
+                    !e.in_version(raw),
+                    "sim.{} in {raw}: {reply:?}",
+                    e.name
+                );
             }
             let reply = client.call("sim.setExtensionString", vec![]);
-            assert_eq!(err_of(&reply).as_deref(), Some("No such function: sim.setExtensionString"));
+            assert_eq!(
+                err_of(&reply).as_deref(),
+                Some("No such function: sim.setExtensionString")
+            );
             let info = client.ret("zmqRemoteApi.info", vec![t("sim")]);
-            let Value::Map(entries) = &info[0] else { panic!() };
+            let Value::Map(entries) = &info[0] else {
+                panic!()
+            };
             let served: Vec<String> = entries.iter().map(|(k, _)| text_of(k)).collect();
             let expected: Vec<String> = api::entries(v)
                 .filter(|e| !matches!(e.kind, Kind::Func { remote: false, .. }))
                 .map(|e| e.name.to_owned())
                 .collect();
             assert_eq!(served.len(), expected.len(), "info('sim') of {raw}");
-            assert!(expected.iter().all(|n| served.contains(n)), "info('sim') of {raw}");
+            assert!(
+                expected.iter().all(|n| served.contains(n)),
+                "info('sim') of {raw}"
+            );
         }
         standin.shutdown().unwrap();
     }
@@ -139,8 +154,14 @@ end";
 #[test]
 fn get_object_dot_in_script_objects_and_child_scripts() {
     let cases = [
-        (script_object("D1", "", false, OBJECT_PROBE), "probe Script 17 D1 2"),
-        (script_object("D1", "", true, OBJECT_PROBE), "probe D1 4 - 2"),
+        (
+            script_object("D1", "", false, OBJECT_PROBE),
+            "probe Script 17 D1 2",
+        ),
+        (
+            script_object("D1", "", true, OBJECT_PROBE),
+            "probe D1 4 - 2",
+        ),
         (child_script("D1", "", OBJECT_PROBE), "probe D1 4 - -1"),
     ];
     for (objects, expected) in cases {
@@ -169,7 +190,8 @@ fn hellos(rx: &UdpSocket, n: usize) -> Vec<(u32, String)> {
 
 fn udp() -> (UdpSocket, u16) {
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let port = rx.local_addr().unwrap().port();
     (rx, port)
 }
@@ -197,7 +219,11 @@ fn shipped_script_measures_the_dummy_on_every_attachment() {
         let summary = standin.shutdown().unwrap();
         assert_eq!(
             seen,
-            [(10, "Dummy0".into()), (11, "Dummy1".into()), (12, "Dummy2".into())],
+            [
+                (10, "Dummy0".into()),
+                (11, "Dummy1".into()),
+                (12, "Dummy2".into())
+            ],
             "version {raw}; log: {:?}",
             log.try_iter().collect::<Vec<_>>()
         );
@@ -240,7 +266,8 @@ fn set_stepping_is_a_level_per_client() {
 /// silently (`coroutine.running()` says main thread).
 #[test]
 fn sim_step_outside_a_coroutine_returns_silently() {
-    let script = "function sysCall_init() sim.step() sim.switchThread() sim.addLog(450, 'after step') end";
+    let script =
+        "function sysCall_init() sim.step() sim.switchThread() sim.addLog(450, 'after step') end";
     let (mut config, log) = config_for(40600, &scene_of(&child_script("D", "", script)));
     config.start = true;
     let standin = spawn(config).unwrap();
@@ -277,8 +304,16 @@ end";
 fn script_error_origins_have_a_leading_slash() {
     let bad = "function sysCall_init() error('boom') end";
     for (raw, objects, origin) in [
-        (40600, child_script("Dummy0", "", bad), "/Dummy0@childScript"),
-        (40700, child_script("Dummy0", "", bad), "/Dummy0@simulationScript"),
+        (
+            40600,
+            child_script("Dummy0", "", bad),
+            "/Dummy0@childScript",
+        ),
+        (
+            40700,
+            child_script("Dummy0", "", bad),
+            "/Dummy0@simulationScript",
+        ),
         (40700, script_object("Dummy0", "", false, bad), "/Script"),
     ] {
         let (mut config, log) = config_for(raw, &scene_of(&objects));
@@ -329,7 +364,10 @@ fn a_scene_without_filetype_does_not_load() {
     let standin = spawn(config).unwrap();
     let mut client = Client::connect(&format!("tcp://127.0.0.1:{}", standin.port().unwrap()));
     let reply = client.call("sim.loadScene", vec![t(path.to_str().unwrap())]);
-    assert!(err_of(&reply).is_some_and(|e| e.contains("<filetype>")), "{reply:?}");
+    assert!(
+        err_of(&reply).is_some_and(|e| e.contains("<filetype>")),
+        "{reply:?}"
+    );
     standin.shutdown().unwrap();
 }
 

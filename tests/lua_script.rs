@@ -865,7 +865,11 @@ fn script_objects_measure_the_dummy_they_hang_under() {
         args.extend_from_slice(extra);
         // check_v1_run asserts ids 0..3 and names Dummy0..Dummy2.
         let (map, _) = run_udp(&args, &e, false);
-        assert_eq!(map.keys().copied().collect::<Vec<_>>(), [0, 1, 2], "{extra:?}");
+        assert_eq!(
+            map.keys().copied().collect::<Vec<_>>(),
+            [0, 1, 2],
+            "{extra:?}"
+        );
     }
 }
 

@@ -156,8 +156,7 @@ fn a_script_that_does_not_compile_is_logged_and_dead() {
     ));
     config.start = true;
     let standin = spawn(config).unwrap();
-    let line =
-        wait_log(&log, |l| l.origin == "/Bad0@childScript").expect("compile error logged");
+    let line = wait_log(&log, |l| l.origin == "/Bad0@childScript").expect("compile error logged");
     assert_eq!(line.verbosity, 420);
     assert!(
         line.message.contains("/Bad0@childScript"),

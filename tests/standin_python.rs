@@ -110,7 +110,10 @@ fn official_client_sees_stepping_levels_and_missing_functions() {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "conformance.py failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "conformance.py failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("conformance ok"), "{stdout}");
     standin.shutdown().unwrap();
 }

@@ -194,8 +194,7 @@ fn crash_fault_logs_cleans_up_and_pauses() {
     config.faults.crash_at_s = Some(0.5);
     let standin = spawn(config).unwrap();
 
-    let line =
-        wait_log(&log, |l| l.origin == "/Dummy5@childScript").expect("script error logged");
+    let line = wait_log(&log, |l| l.origin == "/Dummy5@childScript").expect("script error logged");
     assert_eq!(line.verbosity, 420);
     assert!(
         line.message.contains("fault injected by --crash-script-at"),

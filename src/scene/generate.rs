@@ -185,11 +185,17 @@ pub(crate) fn push_header_and_simulation(
     xml.push_str("    <xmlSerializationNb>1</xmlSerializationNb>\n");
     xml.push_str("    <simulation>\n");
     let _ = writeln!(xml, "        <simTimeStep>{dt_s}</simTimeStep>");
-    let _ = writeln!(xml, "        <simulationTimeStep>{dt_s}</simulationTimeStep>");
+    let _ = writeln!(
+        xml,
+        "        <simulationTimeStep>{dt_s}</simulationTimeStep>"
+    );
     xml.push_str("        <simulationMode>custom</simulationMode>\n");
     xml.push_str("        <switches>\n");
     let _ = writeln!(xml, "            <realTime>{real_time}</realTime>");
-    let _ = writeln!(xml, "            <pauseAtError>{pause_at_error}</pauseAtError>");
+    let _ = writeln!(
+        xml,
+        "            <pauseAtError>{pause_at_error}</pauseAtError>"
+    );
     xml.push_str("        </switches>\n    </simulation>\n");
 }
 
@@ -357,7 +363,10 @@ mod tests {
             .unwrap();
         assert_eq!(child_text(sim, "simTimeStep").as_deref(), Some("0.05"));
         assert_eq!(child_text(sim, "simulationMode").as_deref(), Some("custom"));
-        assert_eq!(child_text(sim, "simulationTimeStep").as_deref(), Some("0.05"));
+        assert_eq!(
+            child_text(sim, "simulationTimeStep").as_deref(),
+            Some("0.05")
+        );
         assert_eq!(child_text(root, "xmlSerializationNb").as_deref(), Some("1"));
         let switches = sim.children().find(|n| n.has_tag_name("switches")).unwrap();
         assert_eq!(child_text(switches, "realTime").as_deref(), Some("true"));

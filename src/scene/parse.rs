@@ -363,7 +363,10 @@ fn read_simulation(doc: &Document, sim: Node, version: i64, scene: &mut Scene) {
     let mut number = |tag: &str| {
         let node = child(sim, tag)?;
         let text = node.text().unwrap_or("");
-        let value = text.split_whitespace().next().and_then(|t| t.parse::<f64>().ok());
+        let value = text
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse::<f64>().ok());
         if value.is_none() {
             warn(node, "is not a number");
         }
@@ -493,7 +496,13 @@ fn valid_alias(alias: &str) -> String {
     }
     alias
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -611,7 +620,11 @@ print('parent')
         assert!(!scene.real_time);
         assert!(scene.pause_at_error);
         assert!(scene.objects.is_empty());
-        assert_eq!(scene.warnings.len(), 1, "missing xmlSerializationNb is logged");
+        assert_eq!(
+            scene.warnings.len(),
+            1,
+            "missing xmlSerializationNb is logged"
+        );
     }
 
     /// coppeliaSimLib@coppeliasim-v4.7.0-rev2:sceneObjectContainer.cpp, _getObjectFromSimplePath.
@@ -620,14 +633,22 @@ print('parent')
         let scene = parse_scene(SCENE).unwrap();
         assert_eq!(scene.find_path("/Parent"), Some(0));
         assert_eq!(scene.find_path("/Parent/ChildB"), Some(2));
-        assert_eq!(scene.find_path("/ChildB"), Some(2), "/X finds X at any depth");
+        assert_eq!(
+            scene.find_path("/ChildB"),
+            Some(2),
+            "/X finds X at any depth"
+        );
         assert_eq!(scene.find_path("/Parent/Other"), None);
         assert_eq!(scene.find_path("Other"), None);
         assert_eq!(scene.resolve(Some(1), "."), Some(1));
         assert_eq!(scene.resolve(Some(1), ".."), Some(0));
         assert_eq!(scene.resolve(Some(1), "../ChildB"), Some(2));
         assert_eq!(scene.resolve(Some(0), ".."), None);
-        assert_eq!(scene.resolve(Some(1), "Other"), None, "a bare alias finds nothing");
+        assert_eq!(
+            scene.resolve(Some(1), "Other"),
+            None,
+            "a bare alias finds nothing"
+        );
         assert_eq!(scene.resolve(Some(1), ":"), None, "no model base above");
         assert_eq!(scene.resolve(Some(0), "./ChildA"), Some(1));
     }
@@ -647,7 +668,10 @@ print('parent')
         assert_eq!(extension_value(ext, "port").as_deref(), Some("9000"));
         assert_eq!(extension_value(ext, "empty"), None);
         assert_eq!(extension_value(ext, "missing"), None);
-        assert_eq!(extension_value(ext, "outer").as_deref(), Some("inner{7} x{1}"));
+        assert_eq!(
+            extension_value(ext, "outer").as_deref(),
+            Some("inner{7} x{1}")
+        );
         assert_eq!(extension_value(ext, "inner@outer").as_deref(), Some("7"));
         assert_eq!(extension_value("broken{", "broken"), None);
     }
@@ -655,7 +679,12 @@ print('parent')
     /// coppeliaSimLib@coppeliasim-v4.7.0-rev2:ser.cpp, xmlGetNode_bool.
     #[test]
     fn a_switch_is_true_only_for_exactly_true() {
-        for (text, expected) in [("true", true), ("True", false), (" true", false), ("1", false)] {
+        for (text, expected) in [
+            ("true", true),
+            ("True", false),
+            (" true", false),
+            ("1", false),
+        ] {
             let scene = parse_scene(&scene_with_simulation(&format!(
                 "<switches><realTime>{text}</realTime></switches>"
             )))
@@ -673,15 +702,29 @@ print('parent')
         assert_eq!(parse_scene_for(&both, 40300).unwrap().dt_s, 0.02);
         assert_eq!(parse_scene_for(&both, 40400).unwrap().dt_s, 0.01);
         let only_new = scene_with_simulation("<simTimeStep>0.01</simTimeStep>");
-        assert_eq!(parse_scene_for(&only_new, 40300).unwrap().dt_s, 0.05, "4.3 ignores simTimeStep");
+        assert_eq!(
+            parse_scene_for(&only_new, 40300).unwrap().dt_s,
+            0.05,
+            "4.3 ignores simTimeStep"
+        );
         let not_custom = scene_with_simulation("<simulationTimeStep>0.02</simulationTimeStep>");
-        assert_eq!(parse_scene_for(&not_custom, 40300).unwrap().dt_s, 0.05, "4.3 needs custom");
+        assert_eq!(
+            parse_scene_for(&not_custom, 40300).unwrap().dt_s,
+            0.05,
+            "4.3 needs custom"
+        );
         assert_eq!(parse_scene_for(&not_custom, 40700).unwrap().dt_s, 0.02);
-        let preset = scene_with_simulation("<simulationTimeStep>0.02</simulationTimeStep><simulationMode>10ms</simulationMode>");
+        let preset = scene_with_simulation(
+            "<simulationTimeStep>0.02</simulationTimeStep><simulationMode>10ms</simulationMode>",
+        );
         assert_eq!(parse_scene_for(&preset, 40700).unwrap().dt_s, 0.01);
         let bad = parse_scene(&scene_with_simulation("<simTimeStep>fast</simTimeStep>")).unwrap();
         assert_eq!(bad.dt_s, DEFAULT_DT_S);
-        assert!(bad.warnings.iter().any(|w| w.contains("simTimeStep")), "{:?}", bad.warnings);
+        assert!(
+            bad.warnings.iter().any(|w| w.contains("simTimeStep")),
+            "{:?}",
+            bad.warnings
+        );
     }
 
     /// coppeliaSimLib@coppeliasim-v4.7.0-rev2:sceneObjectContainer.cpp, readAndAddToSceneSimpleXmlSceneObjects.
@@ -702,7 +745,12 @@ print('parent')
         assert_eq!(script.kind, "script");
         assert_eq!(script.parent, Some(1));
         assert_eq!(script.script.as_deref(), Some("-- s"));
-        assert_eq!(script.script_kind, ScriptKind::Object { parent_is_proxy: true });
+        assert_eq!(
+            script.script_kind,
+            ScriptKind::Object {
+                parent_is_proxy: true
+            }
+        );
         assert_eq!(s47.script_order(), [2]);
     }
 
@@ -720,8 +768,12 @@ print('parent')
     fn file_type_is_required_and_exact() {
         let err = parse_scene("<CoppeliaSim><dummy/></CoppeliaSim>").unwrap_err();
         assert!(matches!(err, SceneError::MissingFileType), "{err}");
-        let err = parse_scene("<CoppeliaSim><filetype> simpleScene</filetype></CoppeliaSim>").unwrap_err();
-        assert!(matches!(err, SceneError::WrongFileType { line: 1, .. }), "{err}");
+        let err = parse_scene("<CoppeliaSim><filetype> simpleScene</filetype></CoppeliaSim>")
+            .unwrap_err();
+        assert!(
+            matches!(err, SceneError::WrongFileType { line: 1, .. }),
+            "{err}"
+        );
         let err = parse_scene("<CoppeliaSim>\n<dummy>").unwrap_err();
         assert!(matches!(err, SceneError::Xml { .. }), "{err}");
         let err = parse_scene("<html/>").unwrap_err();

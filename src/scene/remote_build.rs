@@ -213,7 +213,12 @@ pub fn build_plan(
 }
 
 /// Creates one dummy and its script; returns the steps that made them.
-fn push_dummy(plan: &mut Vec<Step>, opts: &SceneOptions, api: ScriptApi, index: u32) -> (usize, usize) {
+fn push_dummy(
+    plan: &mut Vec<Step>,
+    opts: &SceneOptions,
+    api: ScriptApi,
+    index: u32,
+) -> (usize, usize) {
     let dummy = plan.len();
     plan.push(step("sim.createDummy", vec![Arg::Float(DUMMY_SIZE_M)]));
     plan.push(step(
@@ -335,7 +340,10 @@ fn check_result<E: std::error::Error>(
                 .get(*target)
                 .copied()
                 .flatten()
-                .ok_or(BuildError::BadReference { step, target: *target })?;
+                .ok_or(BuildError::BadReference {
+                    step,
+                    target: *target,
+                })?;
             (found.and_then(as_i64) == Some(h), format!("handle {h}"))
         }
     };

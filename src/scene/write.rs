@@ -13,7 +13,12 @@ pub fn scene_to_xml(scene: &Scene) -> String {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\" ?>\n");
     xml.push_str("<CoppeliaSim>\n");
     push_header_and_simulation(&mut xml, scene.dt_s, scene.real_time, scene.pause_at_error);
-    for (i, _) in scene.objects.iter().enumerate().filter(|(_, o)| o.parent.is_none()) {
+    for (i, _) in scene
+        .objects
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.parent.is_none())
+    {
         push_object(&mut xml, scene, i, 1);
     }
     xml.push_str("</CoppeliaSim>\n");
@@ -94,7 +99,15 @@ mod tests {
         let strip = |s: &Scene| -> Vec<_> {
             s.objects
                 .iter()
-                .map(|o| (o.alias.clone(), o.extension.clone(), o.script.clone(), o.script_kind, o.parent))
+                .map(|o| {
+                    (
+                        o.alias.clone(),
+                        o.extension.clone(),
+                        o.script.clone(),
+                        o.script_kind,
+                        o.parent,
+                    )
+                })
                 .collect()
         };
         assert_eq!(strip(&again), strip(&scene));

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use ciborium::Value;
 use rand::SeedableRng;
 
-use super::pacing::{Pacer, Speed, Stall};
 use super::api;
+use super::pacing::{Pacer, Speed, Stall};
 use super::pass::{pause_after_faults, run_pass, ScriptFault, Slot};
 use super::remote::SimControl;
 use super::remote_server::RemoteServer;
@@ -528,10 +528,9 @@ impl Control<'_> {
             // (coppeliaSimLib@coppeliasim-v4.7.0-rev2:simInternal.cpp, simGetObject_internal).
             "getObject" => {
                 let path = arg_text(args, 0)?;
-                let index = view
-                    .scene
-                    .resolve(None, &path)
-                    .ok_or_else(|| format!("object does not exist or ill-formatted path: {path}"))?;
+                let index = view.scene.resolve(None, &path).ok_or_else(|| {
+                    format!("object does not exist or ill-formatted path: {path}")
+                })?;
                 vec![int(SimView::handle_of(index))]
             }
             "getObjectAlias" => vec![Value::Text(view.scene.objects[object(view)?].alias.clone())],
@@ -547,12 +546,20 @@ impl Control<'_> {
             }
             "createDummy" => vec![int(scene_edit::create_dummy(Rc::make_mut(&mut view.scene)))],
             "setObjectAlias" => {
-                scene_edit::set_alias(Rc::make_mut(&mut view.scene), handle()?, &arg_text(args, 1)?)?;
+                scene_edit::set_alias(
+                    Rc::make_mut(&mut view.scene),
+                    handle()?,
+                    &arg_text(args, 1)?,
+                )?;
                 vec![]
             }
             _ => {
                 // setObjectParent
-                scene_edit::set_parent(Rc::make_mut(&mut view.scene), handle()?, arg_i64(args, 1)?)?;
+                scene_edit::set_parent(
+                    Rc::make_mut(&mut view.scene),
+                    handle()?,
+                    arg_i64(args, 1)?,
+                )?;
                 vec![int(1)]
             }
         })
@@ -595,9 +602,15 @@ impl Control<'_> {
                 // createScript(type, text, options, lang)
                 let lang = arg_text(args, 3).unwrap_or_else(|_| "lua".into());
                 if lang != "lua" {
-                    return Err(format!("sim.createScript: language {lang:?}: the stand-in runs only Lua"));
+                    return Err(format!(
+                        "sim.createScript: language {lang:?}: the stand-in runs only Lua"
+                    ));
                 }
-                vec![int(scene_edit::create_script(scene, arg_i64(args, 0)?, &arg_text(args, 1)?)?)]
+                vec![int(scene_edit::create_script(
+                    scene,
+                    arg_i64(args, 0)?,
+                    &arg_text(args, 1)?,
+                )?)]
             }
         })
     }
@@ -616,7 +629,8 @@ impl Control<'_> {
             scene.real_time = view.real_time;
             scene_to_xml(&scene)
         };
-        std::fs::write(path, xml).map_err(|e| format!("sim.saveScene: cannot write {path}: {e}"))?;
+        std::fs::write(path, xml)
+            .map_err(|e| format!("sim.saveScene: cannot write {path}: {e}"))?;
         Ok(vec![])
     }
 
@@ -637,8 +651,11 @@ impl Control<'_> {
                     } else {
                         Speed::MaxSpeed
                     };
-                    self.engine.pacer =
-                        Pacer::new(speed, self.engine.faults.passes_per_frame, self.engine.faults.stall);
+                    self.engine.pacer = Pacer::new(
+                        speed,
+                        self.engine.faults.passes_per_frame,
+                        self.engine.faults.stall,
+                    );
                 }
                 Ok(vec![int(1)])
             }
@@ -705,8 +722,11 @@ impl SimControl for Control<'_> {
             | "getExtensionString" | "createDummy" | "setObjectAlias" | "setObjectParent" => {
                 self.object_call(name, args)
             }
-            "addScript" | "associateScriptWithObject" | "setScriptStringParam"
-            | "getScriptStringParam" | "createScript" => self.script_call(name, args),
+            "addScript"
+            | "associateScriptWithObject"
+            | "setScriptStringParam"
+            | "getScriptStringParam"
+            | "createScript" => self.script_call(name, args),
             "getInt32Param" | "getBoolParam" | "getFloatParam" => self.param_call(name, args),
             "setBoolParam" | "setFloatParam" => self.set_param(name, args),
             "getNamedStringParam" => {

@@ -4,9 +4,9 @@
 //! `isRealTimeCalculationStepNeeded`, `advanceSimulationByOneStep`; the same at
 //! coppeliasim-v4.3.0-rev12 with its `catchUpIfLate` switch off, its default): a real-time
 //! reference R grows by the wall time between passes × RTF and is clamped to simulation time
-//! + dt after each pass; the next pass (at simulation time S) runs once
-//! S + dt < R + (wall time since the last pass) × RTF. After a stall R is clamped, so at most
-//! one pass runs at once and the lost time stays lost: no catch-up burst.
+//! plus dt after each pass; the next pass (at simulation time S) runs once S + dt < R + (wall
+//! time since the last pass) × RTF. After a stall R is clamped, so at most one pass runs at
+//! once and the lost time stays lost: no catch-up burst.
 //!
 //! `--passes-per-frame N` groups passes: the first pass of each group waits for its time, the
 //! others follow back-to-back, as CoppeliaSim with a GUI may run several passes per rendered
@@ -204,7 +204,10 @@ mod tests {
     fn a_slow_pass_is_not_made_up_for() {
         let mut p = Pacer::new(Speed::RealTime { rtf: 1.0 }, 1, None);
         let starts = simulate(&mut p, 6, |k| if k == 1 { ms(1000) } else { ms(0) });
-        assert_eq!(starts, [ms(50), ms(100), ms(1100), ms(1150), ms(1200), ms(1250)]);
+        assert_eq!(
+            starts,
+            [ms(50), ms(100), ms(1100), ms(1150), ms(1200), ms(1250)]
+        );
     }
 
     #[test]
@@ -213,7 +216,16 @@ mod tests {
         let starts = simulate(&mut p, 8, |_| Duration::ZERO);
         assert_eq!(
             starts,
-            [ms(50), ms(50), ms(50), ms(50), ms(250), ms(250), ms(250), ms(250)]
+            [
+                ms(50),
+                ms(50),
+                ms(50),
+                ms(50),
+                ms(250),
+                ms(250),
+                ms(250),
+                ms(250)
+            ]
         );
     }
 

@@ -214,21 +214,20 @@ impl RemoteState {
 
     /// Handles one decoded request.
     pub fn handle(&mut self, request: Request, now: Instant, sim: &mut dyn SimControl) -> Reply {
-        let (uuid, func, args, timeout_s) = match request {
-            Request::Call {
-                uuid,
-                func,
-                args,
-                timeout_s,
-            } => (uuid, func, args, timeout_s),
-            Request::Protocol1 => {
-                return Reply::VersionMismatch(
+        let (uuid, func, args, timeout_s) =
+            match request {
+                Request::Call {
+                    uuid,
+                    func,
+                    args,
+                    timeout_s,
+                } => (uuid, func, args, timeout_s),
+                Request::Protocol1 => return Reply::VersionMismatch(
                     "The client ZeroMQ remote API version does not match CoppeliaSim's version \
                      (the stand-in serves protocol 2: use coppeliasim-zmqremoteapi-client 2.x)"
                         .into(),
-                )
-            }
-        };
+                ),
+            };
         if func == "_*end*_" {
             self.clients.remove(&uuid);
             return Reply::Empty;

@@ -71,7 +71,10 @@ pub fn create_script(scene: &mut Scene, script_type: i64, text: &str) -> Result<
 /// `sim.setObjectAlias(handle, alias)`: the alias must be valid (`[A-Za-z0-9_]+`).
 pub fn set_alias(scene: &mut Scene, handle: i64, alias: &str) -> Result<(), String> {
     let i = index_of(scene, handle)?;
-    let valid = !alias.is_empty() && alias.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid = !alias.is_empty()
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
         return Err(format!("illegal alias: {alias:?}"));
     }
@@ -90,7 +93,9 @@ pub fn set_parent(scene: &mut Scene, handle: i64, parent: i64) -> Result<(), Str
     let mut up = p;
     while let Some(a) = up {
         if a == i {
-            return Err("sim.setObjectParent: the parent is the object or one of its children".into());
+            return Err(
+                "sim.setObjectParent: the parent is the object or one of its children".into(),
+            );
         }
         up = scene.objects[a].parent;
     }

@@ -259,7 +259,11 @@ pub fn register(lua: &Lua, view: SharedView, me: ScriptIdentity) -> mlua::Result
     add_thread_functions(lua, &sim, &me)?;
     add_log_functions(lua, &sim, &view, &me)?;
     let version = view.borrow().version;
-    let names: Vec<String> = sim.pairs::<String, Value>().filter_map(|kv| kv.ok()).map(|(k, _)| k).collect();
+    let names: Vec<String> = sim
+        .pairs::<String, Value>()
+        .filter_map(|kv| kv.ok())
+        .map(|(k, _)| k)
+        .collect();
     for name in names {
         if !api::has_function(version, &name, false) {
             sim.set(name, Value::Nil)?;
@@ -370,7 +374,8 @@ fn add_object_functions(
         "getExtensionString",
         lua.create_function(
             move |_, (handle, _index, key): (i64, Option<i64>, Option<String>)| {
-                v.borrow().extension_string(handle, key.as_deref().unwrap_or(""))
+                v.borrow()
+                    .extension_string(handle, key.as_deref().unwrap_or(""))
                     .map_err(lua_err)
             },
         )?,
