@@ -336,14 +336,7 @@ fn check_result<E: std::error::Error>(
     let (ok, expected) = match expect {
         Expect::Text(t) => (found_text.as_deref() == Some(t.as_str()), shorten(t)),
         Expect::HandleOf(target) => {
-            let h = handles
-                .get(*target)
-                .copied()
-                .flatten()
-                .ok_or(BuildError::BadReference {
-                    step,
-                    target: *target,
-                })?;
+            let h = handle_of(handles, *target, step)?;
             (found.and_then(as_i64) == Some(h), format!("handle {h}"))
         }
     };
@@ -361,6 +354,19 @@ fn check_result<E: std::error::Error>(
         expected,
         found,
     })
+}
+
+/// The handle step `target` returned, for step `step`.
+fn handle_of<E: std::error::Error>(
+    handles: &[Option<i64>],
+    target: usize,
+    step: usize,
+) -> Result<i64, BuildError<E>> {
+    handles
+        .get(target)
+        .copied()
+        .flatten()
+        .ok_or(BuildError::BadReference { step, target })
 }
 
 /// Quoted text, long texts (scripts) shortened for messages.
@@ -397,17 +403,7 @@ fn resolve<E: std::error::Error>(
         Arg::Bool(b) => Value::Bool(*b),
         Arg::Text(s) => Value::Text(s.clone()),
         Arg::Floats(v) => Value::Array(v.iter().map(|f| Value::Float(*f)).collect()),
-        Arg::HandleOf(target) => {
-            let h = handles
-                .get(*target)
-                .copied()
-                .flatten()
-                .ok_or(BuildError::BadReference {
-                    step,
-                    target: *target,
-                })?;
-            Value::Integer(h.into())
-        }
+        Arg::HandleOf(target) => Value::Integer(handle_of(handles, *target, step)?.into()),
     })
 }
 
