@@ -92,7 +92,7 @@ impl RemoteServer {
     /// client holds this step (until `shutdown`), then counts the step.
     pub fn serve_actuation(&mut self, sim: &mut dyn SimControl, shutdown: &AtomicBool) {
         loop {
-            self.handle_queue(sim, PER_CLIENT_WINDOW, true);
+            self.handle_queue(sim);
             if !self.state.holding() || shutdown.load(Ordering::Relaxed) {
                 break;
             }
@@ -105,7 +105,7 @@ impl RemoteServer {
     /// for a request, then serves the queue.
     pub fn serve_idle(&mut self, sim: &mut dyn SimControl) {
         self.wait_for_request(HOLD_POLL);
-        self.handle_queue(sim, IDLE_WINDOW, false);
+        self.handle_queue(sim);
     }
 
     /// `sysCall_afterSimulation`: the add-on's step count restarts.
@@ -114,27 +114,31 @@ impl RemoteServer {
     }
 
     /// `zmqRemoteApi.handleQueue`: one zero-timeout poll; after a message, keep serving until
-    /// `window` (× the clients heard, when `per_client`) has passed.
-    fn handle_queue(&mut self, sim: &mut dyn SimControl, window: Duration, per_client: bool) {
+    /// 2 ms × the clients heard (simulation advancing) or 50 ms (not advancing) have passed
+    /// since the call began. The state is looked at on every round, as the add-on does, so a
+    /// `sim.startSimulation` served while stopped shortens the rest of the call to 2 ms × clients.
+    fn handle_queue(&mut self, sim: &mut dyn SimControl) {
         let start = Instant::now();
         self.state.expire(start);
         let mut clients: HashSet<String> = HashSet::new();
         let mut messages = 0u32;
-        let budget = |messages: u32, clients: &HashSet<String>| match (messages, per_client) {
-            (0, _) => None,
-            (_, true) => Some(window * clients.len() as u32),
-            (_, false) => Some(window),
-        };
         loop {
-            let left = budget(messages, &clients)
-                .map_or(Duration::ZERO, |b| b.saturating_sub(start.elapsed()));
-            if let Some(served) = self.serve_one(sim, left) {
-                messages += 1;
-                clients.extend(served);
+            let budget = match messages {
+                0 => None,
+                _ if sim.advancing() => Some(PER_CLIENT_WINDOW * clients.len() as u32),
+                _ => Some(IDLE_WINDOW),
+            };
+            if budget.is_some_and(|b| start.elapsed() >= b) {
+                break;
             }
-            match budget(messages, &clients) {
-                Some(b) if start.elapsed() < b => {}
-                _ => break,
+            let left = budget.map_or(Duration::ZERO, |b| b.saturating_sub(start.elapsed()));
+            match self.serve_one(sim, left) {
+                Some(served) => {
+                    messages += 1;
+                    clients.extend(served);
+                }
+                None if messages == 0 => break,
+                None => {}
             }
         }
     }
