@@ -7,6 +7,8 @@
 //! is queued; zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API server.lua).
 //!
 //! Run: `cargo bench --bench standin_passes` (add `--profile dev` to skip a release build).
+//! Under `cargo test` (no `--bench` flag) it runs one short smoke round of each, so the code
+//! stays exercised without costing the test run 18 s.
 
 use std::net::UdpSocket;
 use std::sync::mpsc;
@@ -19,6 +21,8 @@ use coppelia_bridge::standin::{spawn, LogSink, Speed, StandinConfig};
 
 const ROUND: Duration = Duration::from_secs(3);
 const ROUNDS: usize = 3;
+/// Smoke round under `cargo test`.
+const SMOKE_ROUND: Duration = Duration::from_millis(300);
 
 fn main() {
     // The scripts send to a bound socket nobody reads (the kernel drops what overflows).
@@ -28,14 +32,20 @@ fn main() {
         port,
         ..SceneOptions::default()
     });
+    let full = std::env::args().any(|a| a == "--bench");
+    let (rounds, round) = if full {
+        (ROUNDS, ROUND)
+    } else {
+        (1, SMOKE_ROUND)
+    };
     let mut alone = Vec::new();
     let mut attached = Vec::new();
-    for _ in 0..ROUNDS {
-        alone.push(passes_per_s(&xml, false));
-        attached.push(passes_per_s(&xml, true));
+    for _ in 0..rounds {
+        alone.push(passes_per_s(&xml, false, round));
+        attached.push(passes_per_s(&xml, true, round));
     }
     let (a, b) = (median(&mut alone), median(&mut attached));
-    println!("stand-in passes/s at max speed, 4 dummies, median of {ROUNDS} rounds of {ROUND:?}");
+    println!("stand-in passes/s at max speed, 4 dummies, median of {rounds} rounds of {round:?}");
     println!("  baseline  no client                          {a:10.0}");
     println!("  attached  remote API driver, not stepping    {b:10.0}");
     println!(
@@ -44,7 +54,7 @@ fn main() {
     );
 }
 
-fn passes_per_s(xml: &str, attach: bool) -> f64 {
+fn passes_per_s(xml: &str, attach: bool, round: Duration) -> f64 {
     let mut config = StandinConfig::new(parse_scene(xml).expect("scene"));
     config.speed = Some(Speed::MaxSpeed);
     config.remote = Some(("127.0.0.1".into(), 0));
@@ -58,7 +68,7 @@ fn passes_per_s(xml: &str, attach: bool) -> f64 {
     let (tx, _rx) = mpsc::channel();
     let driver = attach.then(|| driver::spawn(DriverOptions::new(endpoint), tx).expect("driver"));
     let t0 = Instant::now();
-    std::thread::sleep(ROUND);
+    std::thread::sleep(round);
     let elapsed = t0.elapsed();
     if let Some(d) = driver {
         d.shutdown();
