@@ -409,3 +409,40 @@ fn scene_build_remote_runs_against_the_stand_in_end_to_end() {
         assert_eq!(seen, [(0, "Dummy0".into()), (1, "Dummy1".into())], "{flag}");
     }
 }
+
+/// coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp, advanceSimulationByOneStep clamps the
+/// real-time reference to simulation time + dt: after a 1 s stall at most one pass runs at once
+/// (then one per dt), where a catch-up would run the 20 missed passes back to back. Only an
+/// upper bound on passes is asserted: a loaded machine runs fewer, never more.
+#[test]
+fn real_time_does_not_run_the_missed_passes_after_a_stall() {
+    let script = "function sysCall_sensing()
+    sim.addLog(450, string.format('pass %.3f', require('socket').gettime()))
+end";
+    let (mut config, log) = config_for(40600, &scene_of(&child_script("D", "", script)));
+    config.speed = Some(coppelia_bridge::standin::Speed::RealTime { rtf: 1.0 });
+    config.remote = None;
+    config.start = true;
+    config.faults.stall = Some(coppelia_bridge::standin::Stall {
+        at_s: 0.2,
+        duration: Duration::from_secs(1),
+    });
+    let standin = spawn(config).unwrap();
+    let mut walls = Vec::new();
+    while walls.len() < 12 {
+        let line = wait_log(&log, |l| l.message.starts_with("pass ")).expect("pass logged");
+        walls.push(line.message[5..].parse::<f64>().unwrap());
+    }
+    standin.shutdown().unwrap();
+    // Pass 4 (t = 0.2) follows the stall; count the passes within 40 ms of it.
+    let after_stall = walls[4];
+    assert!(after_stall - walls[3] >= 1.0, "{walls:?}");
+    let burst = walls[4..]
+        .iter()
+        .filter(|w| **w - after_stall < 0.04)
+        .count();
+    assert!(
+        burst <= 2,
+        "{burst} passes within 40 ms after the stall: {walls:?}"
+    );
+}

@@ -88,3 +88,29 @@ fn port_zero_prints_the_bound_endpoint() {
     let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
     assert_ne!(port, 0);
 }
+
+/// `--version` picks the CoppeliaSim version to behave as (4.3 to 4.10); below 4.6 there is no
+/// protocol-2 remote API to serve (zmqRemoteApi@coppeliasim-v4.6.0-rev0 introduced it).
+#[test]
+fn version_flag_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = dir.path().join("s.simscene.xml");
+    std::fs::write(
+        &scene,
+        "<CoppeliaSim><filetype>simpleScene</filetype></CoppeliaSim>",
+    )
+    .unwrap();
+    for (version, says) in [
+        ("4.11", "4.3 to 4.10"),
+        ("four", "not a CoppeliaSim version"),
+        ("4.5.1", "protocol 1"),
+    ] {
+        assert_cmd::Command::cargo_bin("coppelia-bridge")
+            .unwrap()
+            .args(["standin", "--scene", scene.to_str().unwrap()])
+            .args(["--version", version, "--remote-port", "0"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(says));
+    }
+}
