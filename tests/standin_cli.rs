@@ -6,6 +6,17 @@ use std::process::{Command, Stdio};
 use assert_cmd::cargo::CommandCargoExt;
 use predicates::prelude::*;
 
+/// An empty simple XML scene in `dir`.
+fn empty_scene(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let scene = dir.path().join("s.simscene.xml");
+    std::fs::write(
+        &scene,
+        "<CoppeliaSim><filetype>simpleScene</filetype></CoppeliaSim>",
+    )
+    .unwrap();
+    scene
+}
+
 #[test]
 fn a_missing_scene_names_the_path_and_the_fix() {
     assert_cmd::Command::cargo_bin("coppelia-bridge")
@@ -21,12 +32,7 @@ fn a_missing_scene_names_the_path_and_the_fix() {
 #[test]
 fn bad_flags_are_refused_with_examples() {
     let dir = tempfile::tempdir().unwrap();
-    let scene = dir.path().join("s.simscene.xml");
-    std::fs::write(
-        &scene,
-        "<CoppeliaSim><filetype>simpleScene</filetype></CoppeliaSim>",
-    )
-    .unwrap();
+    let scene = empty_scene(&dir);
     for (flag, value, says) in [
         ("--rtf", "0", "positive factor"),
         ("--drop-rate", "2", "between 0 and 1"),
@@ -57,12 +63,7 @@ fn bad_flags_are_refused_with_examples() {
 #[test]
 fn port_zero_prints_the_bound_endpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let scene = dir.path().join("s.simscene.xml");
-    std::fs::write(
-        &scene,
-        "<CoppeliaSim><filetype>simpleScene</filetype></CoppeliaSim>",
-    )
-    .unwrap();
+    let scene = empty_scene(&dir);
     let mut child = Command::cargo_bin("coppelia-bridge")
         .unwrap()
         .args([
@@ -94,12 +95,7 @@ fn port_zero_prints_the_bound_endpoint() {
 #[test]
 fn version_flag_is_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let scene = dir.path().join("s.simscene.xml");
-    std::fs::write(
-        &scene,
-        "<CoppeliaSim><filetype>simpleScene</filetype></CoppeliaSim>",
-    )
-    .unwrap();
+    let scene = empty_scene(&dir);
     for (version, says) in [
         ("4.11", "4.3 to 4.10"),
         ("four", "not a CoppeliaSim version"),
