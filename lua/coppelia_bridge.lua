@@ -1,11 +1,20 @@
 --[[ coppelia_bridge.lua: coppelia-bridge child script for CoppeliaSim 4.3-4.10 (Lua 5.3)
 
-Attach this script to a dummy as its child script (4.7+: simulation script). Every simulation
-pass it sends one timestamp to the coppelia-bridge (`coppelia-bridge run`), which reports
-real-time factor, latency, rate, jitter and loss per dummy. Wire format: docs/PROTOCOL.md (v1).
-It needs only `sim` and LuaSocket (`socket`), both shipped with CoppeliaSim.
+Attach this script to a dummy: as its child script (4.3-4.6, or a <childScript> in a simple XML
+scene), or in 4.7+ as a simulation script object placed under the dummy in the scene hierarchy.
+Every simulation pass it sends one timestamp to the coppelia-bridge (`coppelia-bridge run`),
+which reports real-time factor, latency, rate, jitter and loss per dummy. Wire format:
+docs/PROTOCOL.md (v1). It needs only `sim` and LuaSocket (`socket`), both shipped with
+CoppeliaSim.
 
-Configuration (first match wins: named parameter > extension string > default):
+Which object it measures: sim.getObject('.'). In 4.7+ a script object is a scene object of its
+own, and '.' is the script itself unless its "parent is proxy" option is on
+(coppeliaSimLib@coppeliasim-v4.7.0-rev2:simInternal.cpp, simGetObject_internal). So when '.' is
+a script object (sim.getObjectType(h) == sim.sceneobject_script, 4.8+, or sim.object_script_type,
+4.7; both 17) the script measures its parent sim.getObject('..') instead: alias, id and
+extension string are the dummy's. The HELLO's name is the alias of the object measured.
+
+Configuration (first match wins: named parameter > extension string > embedded > default):
   setting     named parameter (-G on the command line)  extension string   default
   host        -Gcoppelia_bridge.host=10.0.0.5            host{10.0.0.5}     127.0.0.1
   port        -Gcoppelia_bridge.port=9000                port{9000}         8888
@@ -16,7 +25,9 @@ Configuration (first match wins: named parameter > extension string > default):
 The extension string is the object's "extension string" property (Object properties dialog,
 or `<extensionString>` in a simple XML scene), e.g. `id{3} port{9000} echo{1}`. Named
 parameters apply to every script of the process, so one command line can redirect a whole
-scene without editing it.
+scene without editing it. "Embedded": a first line `COPPELIA_BRIDGE_CONFIG = 'id{3} port{9000}'`
+in this script's text, in the same key{value} form; `coppelia-bridge scene --build-remote` writes
+it there, since no CoppeliaSim version can set an extension string through the remote API.
 
 Dummy id: `id{N}` if given; otherwise the LAST run of digits in the alias (`Dummy3` -> 3,
 `Robot2_arm10` -> 10); an alias without digits gets a stable 32-bit FNV-1a hash of the alias
@@ -137,12 +148,60 @@ local function nonempty(s)
     return nil
 end
 
-local function self_handle()
+-- The object this script measures: '.' (legacy child script, or a 4.7+ script object whose
+-- "parent is proxy" option is on), else the parent of a 4.7+ script object. Returns the handle
+-- and whether it is the parent.
+local function measured_handle()
     local h = call_sim('getObject', '.')
     if h == nil and sim and sim.handle_self then
         h = call_sim('getObjectHandle', sim.handle_self) -- pre-4.3 spelling
     end
-    return h
+    local script_type = sim and (sim.sceneobject_script or sim.object_script_type)
+    if h and script_type and call_sim('getObjectType', h) == script_type then
+        local parent = call_sim('getObject', '..')
+        if parent and parent >= 0 then
+            return parent, true
+        end
+    end
+    return h, false
+end
+
+-- key{value} of the text embedded by `scene --build-remote` (COPPELIA_BRIDGE_CONFIG), read as
+-- CoppeliaSim reads an extension string: keys and values trimmed of spaces, braces nested,
+-- first occurrence wins, empty means absent.
+local function embedded_value(key)
+    local text = COPPELIA_BRIDGE_CONFIG -- a global, set by the text's first line if at all
+    if type(text) ~= 'string' then
+        return nil
+    end
+    local pos = 1
+    while true do
+        local open = text:find('{', pos, true)
+        if not open then
+            return nil
+        end
+        local depth, close = 0, nil
+        for i = open, #text do
+            local c = text:sub(i, i)
+            if c == '{' then
+                depth = depth + 1
+            elseif c == '}' then
+                depth = depth - 1
+                if depth == 0 then
+                    close = i
+                    break
+                end
+            end
+        end
+        if not close then
+            return nil
+        end
+        local k = text:sub(pos, open - 1):match('^ *(.-) *$')
+        if k == key then
+            return nonempty(text:sub(open + 1, close - 1):match('^ *(.-) *$'))
+        end
+        pos = close + 1
+    end
 end
 
 local function fnv1a32(s)
@@ -183,7 +242,7 @@ local function parse_flag(s)
     return nil
 end
 
--- One setting: named parameter (if `named`) > extension string > default.
+-- One setting: named parameter (if `named`) > extension string > embedded > default.
 local function setting(h, key, named)
     local v = named and nonempty(call_sim('getNamedStringParam', 'coppelia_bridge.' .. key))
     if v then
@@ -192,6 +251,10 @@ local function setting(h, key, named)
     v = h and nonempty(call_sim('getExtensionString', h, -1, key))
     if v then
         return v, 'extension string ' .. key .. '{}'
+    end
+    v = embedded_value(key)
+    if v then
+        return v, 'COPPELIA_BRIDGE_CONFIG ' .. key .. '{}'
     end
     return nil, nil
 end
@@ -227,9 +290,9 @@ local function parse_id(s)
 end
 
 local function read_config()
-    local h = self_handle()
+    local h, via_parent = measured_handle()
     local alias = (h and (call_sim('getObjectAlias', h) or call_sim('getObjectName', h))) or 'dummy'
-    local cfg = { alias = alias:sub(1, MAX_NAME_LEN) }
+    local cfg = { alias = alias:sub(1, MAX_NAME_LEN), via_parent = via_parent }
     log_name = cfg.alias
     cfg.host = nonempty((setting(h, 'host', true))) or DEFAULT_HOST
     cfg.port = parsed_setting(h, 'port', true, parse_port, DEFAULT_PORT)

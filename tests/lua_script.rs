@@ -840,3 +840,56 @@ fn script_embedded_in_the_committed_scene_runs() {
     };
     check_v1_run(&rx, &e, t0, unix_now());
 }
+
+/// coppeliaSimLib@coppeliasim-v4.7.0-rev2:simInternal.cpp, simGetObject_internal: in a 4.7+
+/// script object, '.' is the script itself, so the script measures its parent '..' (ids and
+/// names of the dummies, not "Script"); with "parent is proxy", '.' is already the dummy.
+#[test]
+fn script_objects_measure_the_dummy_they_hang_under() {
+    if !lua_ready() {
+        return;
+    }
+    let e = Expect {
+        dummies: 3,
+        passes: 5,
+        flags: THREADED,
+    };
+    for extra in [
+        &["--script-object"][..],
+        &["--script-object", "--proxy"],
+        &["--script-object", "--version", "41000"],
+        &["--script-object", "--proxy", "--version", "41000"],
+        &["--version", "40700"], // a legacy child script in 4.7 keeps '.'
+    ] {
+        let mut args = vec!["--dummies", "3", "--passes", "5"];
+        args.extend_from_slice(extra);
+        // check_v1_run asserts ids 0..3 and names Dummy0..Dummy2.
+        let (map, _) = run_udp(&args, &e, false);
+        assert_eq!(
+            map.keys().copied().collect::<Vec<_>>(),
+            [0, 1, 2],
+            "{extra:?}"
+        );
+    }
+}
+
+/// The text `scene --build-remote` embeds (`COPPELIA_BRIDGE_CONFIG = '...'`) carries host and
+/// port when the extension string has none (no CoppeliaSim version can set one remotely).
+#[test]
+fn embedded_config_gives_host_port_and_id() {
+    if !lua_ready() {
+        return;
+    }
+    let (sock, port) = udp_receiver();
+    let embed = format!(" host{{127.0.0.1}} port{{ {port} }} id{{7}}");
+    let mut h = Harness::start(
+        port,
+        &["--script-object", "--embed", &embed, "--passes", "3"],
+    );
+    let rx = receive_udp(&sock, &mut h, false, |_| false);
+    assert_clean_exit(&h.finish());
+    let map = per_dummy(&rx);
+    assert_eq!(map.keys().copied().collect::<Vec<_>>(), [7]);
+    assert_eq!(hellos(&map[&7])[0].name, "Dummy0");
+    assert_eq!(stamps(&map[&7]).len(), 3);
+}

@@ -335,8 +335,13 @@ fn paced_stepping_reports_a_pacing_error() {
     assert!((err - (achieved_rtf - 1.0)).abs() < 1e-9);
 }
 
-#[test]
-fn a_restart_by_someone_else_is_reported_and_stepping_renewed() {
+/// A stepping driver against the fake, once it has stepped past t = 1 s.
+fn stepping_past_one_second() -> (
+    Shared,
+    FakeServer,
+    Receiver<DriverEvent>,
+    driver::DriverHandle,
+) {
     let model = Shared::default();
     let server = start_fake(&model, None);
     let (tx, rx) = mpsc::channel();
@@ -350,6 +355,12 @@ fn a_restart_by_someone_else_is_reported_and_stepping_renewed() {
         "later time",
         |e| matches!(e, DriverEvent::SimTime { sim_time_s, .. } if *sim_time_s > 1.0),
     );
+    (model, server, rx, handle)
+}
+
+#[test]
+fn a_restart_by_someone_else_is_reported_and_stepping_renewed() {
+    let (model, _server, rx, handle) = stepping_past_one_second();
     {
         // Another client's stopSimulation + startSimulation: stepping reset, time back to 0.
         let mut m = model.lock().unwrap();
@@ -369,6 +380,49 @@ fn a_restart_by_someone_else_is_reported_and_stepping_renewed() {
     while model.lock().unwrap().stepping_level == 0 && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(10));
     }
+    assert_eq!(model.lock().unwrap().stepping_level, 1);
+    handle.shutdown();
+}
+
+/// zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API server.lua: only a remote
+/// `sim.stopSimulation` resets a client's stepping level; a run stopped otherwise (GUI, a
+/// script) keeps it (`sysCall_afterSimulation` resets only the step count). The driver renews
+/// stepping after any restart without stacking a second level: it stays exactly 1.
+#[test]
+fn a_restart_not_stopped_remotely_keeps_the_stepping_level_at_one() {
+    let (model, server, rx, handle) = stepping_past_one_second();
+    let calls_before = server
+        .funcs()
+        .iter()
+        .filter(|f| f.as_str() == "sim.setStepping")
+        .count();
+    {
+        // Stopped and started again by the GUI: time back to 0, the level kept.
+        let mut m = model.lock().unwrap();
+        assert_eq!(m.stepping_level, 1);
+        m.time_s = 0.0;
+        m.frozen = true;
+    }
+    wait_for(&rx, "restarted", |e| {
+        matches!(e, DriverEvent::Restarted { .. })
+    });
+    let until = Instant::now() + GUARD;
+    let renewed = || {
+        server
+            .funcs()
+            .iter()
+            .filter(|f| f.as_str() == "sim.setStepping")
+            .count()
+            >= calls_before + 2
+    };
+    while !renewed() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        renewed(),
+        "the driver renews stepping: +1, then −1 as it was already 1"
+    );
+    model.lock().unwrap().frozen = false;
     assert_eq!(model.lock().unwrap().stepping_level, 1);
     handle.shutdown();
 }

@@ -1,5 +1,6 @@
 //! `scene --build-remote` against an in-process fake remote API server (4.7 and 4.6 paths).
 
+use std::collections::HashMap;
 use std::process::Command;
 
 use ciborium::Value;
@@ -10,9 +11,18 @@ fn int(v: i64) -> Value {
     Value::Integer(v.into())
 }
 
-/// Answers like a CoppeliaSim of `version`; handles count up from 100.
+fn handle(v: &Value) -> i64 {
+    v.as_integer().and_then(|i| i64::try_from(i).ok()).unwrap()
+}
+
+/// Answers like a CoppeliaSim of `version`; handles count up from 100. It remembers aliases,
+/// script texts and parents, so the builder's read-back finds what it built.
 fn server(version: i64) -> FakeServer {
     let mut next_handle = 100;
+    let text_param = if version >= 40700 { 10110 } else { 2 };
+    let mut alias: HashMap<i64, Value> = HashMap::new();
+    let mut text: HashMap<i64, Value> = HashMap::new();
+    let mut parent: HashMap<i64, Value> = HashMap::new();
     FakeServer::start(move |seen| {
         let Some(req) = seen else {
             return FakeAction::Reply(encode_ret(vec![]));
@@ -29,11 +39,29 @@ fn server(version: i64) -> FakeServer {
             },
             "sim.createDummy" | "sim.createScript" | "sim.addScript" => {
                 next_handle += 1;
+                if req.func == "sim.createScript" {
+                    text.insert(next_handle, req.args[1].clone());
+                }
                 vec![int(next_handle)]
             }
+            "sim.setObjectAlias" => {
+                alias.insert(handle(&req.args[0]), req.args[1].clone());
+                vec![]
+            }
+            "sim.setScriptStringParam" => {
+                text.insert(handle(&req.args[0]), req.args[2].clone());
+                vec![int(1)]
+            }
+            "sim.setObjectParent" => {
+                parent.insert(handle(&req.args[0]), req.args[1].clone());
+                vec![int(1)]
+            }
+            "sim.getObjectAlias" => vec![alias[&handle(&req.args[0])].clone()],
+            "sim.getScriptStringParam" => vec![text[&handle(&req.args[0])].clone()],
+            "sim.getObjectParent" => vec![parent[&handle(&req.args[0])].clone()],
             "zmqRemoteApi.info" => vec![Value::Map(vec![(
                 Value::Text("scriptstringparam_text".into()),
-                Value::Map(vec![(Value::Text("const".into()), int(2))]),
+                Value::Map(vec![(Value::Text("const".into()), int(text_param))]),
             )])],
             "_*end*_" => return FakeAction::Reply(empty_map()),
             _ => vec![],
@@ -76,6 +104,8 @@ fn builds_with_create_script_on_4_7() {
     assert_eq!(count(&funcs, "sim.createDummy"), 2, "{funcs:?}");
     assert_eq!(count(&funcs, "sim.createScript"), 2, "{funcs:?}");
     assert_eq!(count(&funcs, "sim.addScript"), 0);
+    assert_eq!(count(&funcs, "sim.setExtensionString"), 0);
+    assert_eq!(count(&funcs, "sim.getScriptStringParam"), 2, "read back");
     assert_eq!(
         funcs
             .iter()

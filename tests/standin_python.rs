@@ -39,6 +39,31 @@ fn python_or_skip(root: &Path) -> Option<PathBuf> {
     Some(venv_python(root).expect("setup-python.sh made an importable client"))
 }
 
+/// Runs a Python script to its end (killed and failed after `guard`).
+fn run_python(
+    python: &Path,
+    script: &Path,
+    args: &[String],
+    guard: std::time::Duration,
+) -> std::process::Output {
+    let mut child = Command::new(python)
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + guard;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{} did not finish within {guard:?}", script.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn official_python_client_steps_the_stand_in() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -53,22 +78,12 @@ fn official_python_client_steps_the_stand_in() {
     let standin = spawn(config).unwrap();
     let port = standin.port().unwrap();
 
-    let mut child = Command::new(python)
-        .arg(root.join("tests/python/interop.py"))
-        .args([port.to_string(), "0.05".into()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + GUARD * 4;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("interop.py did not finish within the guard time");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_python(
+        &python,
+        &root.join("tests/python/interop.py"),
+        &[port.to_string(), "0.05".into()],
+        GUARD * 4,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -78,4 +93,32 @@ fn official_python_client_steps_the_stand_in() {
     assert!(stdout.contains("interop ok"), "{stdout}");
     let summary = standin.shutdown().unwrap();
     assert_eq!(summary.runs, 2);
+}
+
+/// The official client's view of zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API
+/// server.lua: `setStepping(True)` twice then `setStepping(False)` returns 0, 1, 2; a function
+/// CoppeliaSim lacks (`sim.setExtensionString`) raises its `No such function` error.
+#[test]
+fn official_client_sees_stepping_levels_and_missing_functions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(python) = python_or_skip(root) else {
+        return;
+    };
+    let (config, _log) = config(scene(0.05, false, &[]));
+    let standin = spawn(config).unwrap();
+    let port = standin.port().unwrap();
+    let out = run_python(
+        &python,
+        &root.join("tests/python/conformance.py"),
+        &[port.to_string()],
+        GUARD,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "conformance.py failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("conformance ok"), "{stdout}");
+    standin.shutdown().unwrap();
 }

@@ -120,10 +120,11 @@ fn errors_unknown_functions_and_old_clients() {
     let (config, _log) = config(scene(0.05, false, &[("Dummy0", "", "")]));
     let standin = spawn(config).unwrap();
     let mut c = Client::connect(standin.endpoint().unwrap());
-    let reply = c.call("sim.createDummy", vec![Value::Float(0.1)]);
+    // 4.6 (the default claim) has no sim.createScript (standin::api::SIM_API).
+    let reply = c.call("sim.createScript", vec![Value::Integer(1.into()), t("")]);
     assert_eq!(
         get(&reply, "err"),
-        Some(&t("No such function: sim.createDummy"))
+        Some(&t("No such function: sim.createScript"))
     );
     let reply = c.call("sim.getObject", vec![t("/Nope")]);
     assert!(get(&reply, "err").is_some());

@@ -194,7 +194,7 @@ fn crash_fault_logs_cleans_up_and_pauses() {
     config.faults.crash_at_s = Some(0.5);
     let standin = spawn(config).unwrap();
 
-    let line = wait_log(&log, |l| l.origin == "Dummy5@childScript").expect("script error logged");
+    let line = wait_log(&log, |l| l.origin == "/Dummy5@childScript").expect("script error logged");
     assert_eq!(line.verbosity, 420);
     assert!(
         line.message.contains("fault injected by --crash-script-at"),
@@ -288,8 +288,11 @@ fn rtf_paces_simulation_time_against_wall_time() {
     let standin = spawn(config).unwrap();
     let stamps = collect_stamps(&sock, 9);
     standin.shutdown().unwrap();
-    // 8 passes = 0.4 s of simulation take at least 0.1 s of wall time at RTF 4.
+    // 8 passes = 0.4 s of simulation at RTF 4. After a late pass CoppeliaSim lets one pass
+    // follow at once (the reference is clamped to simulation time + dt:
+    // coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp, advanceSimulationByOneStep), so
+    // the lower bound is 7 passes' worth, 87.5 ms.
     let wall = stamps[8].sent_unix_s - stamps[0].sent_unix_s;
     assert_eq!(stamps[8].sim_time_s, 0.4);
-    assert!(wall >= 0.099, "wall {wall}");
+    assert!(wall >= 0.087, "wall {wall}");
 }

@@ -27,6 +27,15 @@ Usage: lua5.3 harness.lua --port P [options]
                      sim.step/sim.setStepping, sysCall_thread never resumed
   --no-thread-calls  version 40600 but sysCall_thread never resumed (runtime fallback path)
   --alias-exact      use the alias prefix as is, without the index (for one dummy)
+  --version N        sim.intparam_program_version (default 40600; --emulate45 makes it 40500)
+  --script-object    4.7+: each dummy runs the script as a script object (alias Script) placed
+                     under it: sim.getObject('.') is the script object, '..' the dummy
+                     (coppeliaSimLib@coppeliasim-v4.7.0-rev2:simInternal.cpp,
+                     simGetObject_internal); --version defaults to 40700
+  --proxy            with --script-object: its "parent is proxy" option is on, so '.' is the
+                     dummy (and '..' the dummy's parent: none, an error)
+  --embed TEXT       prepend a line COPPELIA_BRIDGE_CONFIG = TEXT (a Lua string) to the script, as
+                     `scene --build-remote` does; the extension string then holds no host/port
   --chop-sends N     the first --chop-count (default 30) TCP sends transmit at most N bytes and
                      report the rest as LuaSocket does for a full buffer: nil, 'timeout', lastIndex
 ]]
@@ -46,13 +55,14 @@ local function parse_args(argv)
     }
     local flags = { ['--tcp'] = 'tcp', ['--echo'] = 'echo', ['--legacy'] = 'legacy',
         ['--named'] = 'via_named', ['--emulate45'] = 'emulate45',
-        ['--no-thread-calls'] = 'no_thread_calls', ['--alias-exact'] = 'alias_exact' }
+        ['--no-thread-calls'] = 'no_thread_calls', ['--alias-exact'] = 'alias_exact',
+        ['--script-object'] = 'script_object', ['--proxy'] = 'proxy' }
     local values = { ['--script'] = 'script', ['--host'] = 'host', ['--port'] = 'port',
         ['--dummies'] = 'dummies', ['--passes'] = 'passes', ['--dt'] = 'dt', ['--pace'] = 'pace',
         ['--ext'] = 'ext', ['--alias'] = 'alias', ['--chop-sends'] = 'chop',
-        ['--chop-count'] = 'chop_count' }
+        ['--chop-count'] = 'chop_count', ['--version'] = 'version', ['--embed'] = 'embed' }
     local numeric = { port = true, dummies = true, passes = true, dt = true, pace = true,
-        chop = true, chop_count = true }
+        chop = true, chop_count = true, version = true }
     local i = 1
     while i <= #argv do
         local a = argv[i]
@@ -75,6 +85,9 @@ local function parse_args(argv)
         i = i + 1
     end
     if not o.port then usage('--port is required') end
+    o.version = math.tointeger(o.version) or (o.emulate45 and 40500)
+        or (o.script_object and 40700) or 40600
+    if o.script_object and o.version < 40700 then usage('--script-object needs --version >= 40700') end
     return o
 end
 
@@ -88,7 +101,7 @@ local failures = 0
 
 local function ext_string(d)
     local parts = {}
-    if not opts.via_named then
+    if not opts.via_named and not opts.embed then
         parts[#parts + 1] = 'host{' .. opts.host .. '} port{' .. math.tointeger(opts.port) .. '}'
     end
     if opts.tcp then parts[#parts + 1] = 'transport{tcp}' end
@@ -116,25 +129,40 @@ local function log_line(text)
     io.stderr:flush()
 end
 
+-- Scene objects of the fake: each dummy d (handle 100+i) and, with --script-object, its script
+-- object (handle 200+i, alias 'Script', no extension string).
+local function object_of(d, h)
+    if h == d.handle then return { alias = d.alias, ext = d.ext, type = 4 } end
+    if d.script_handle and h == d.script_handle then return { alias = 'Script', ext = '', type = 17 } end
+    error('object does not exist')
+end
+
 local function make_sim(d)
-    local version = opts.emulate45 and 40500 or 40600
+    local version = opts.version
     local sim = {
         handle_self = -4, handle_all = -2, handle_world = -1, handle_scene = -12,
         intparam_program_version = 1, intparam_program_revision = 30,
         verbosity_errors = 200, verbosity_warnings = 300, verbosity_infos = 400,
         verbosity_scripterrors = 420, verbosity_scriptwarnings = 430, verbosity_scriptinfos = 450,
     }
+    if version >= 40800 then
+        sim.sceneobject_script, sim.sceneobject_dummy = 17, 4
+    elseif version >= 40700 then
+        sim.object_script_type = 17
+    end
+    sim.object_dummy_type = 4
+    -- The emitting object of sim.getObject: the script object, unless parent-is-proxy.
+    local emitter = (d.script_handle and not opts.proxy) and d.script_handle or d.handle
     function sim.getObject(path)
-        if path == '.' then return d.handle end
-        error('object does not exist: ' .. tostring(path))
+        if path == '.' then return emitter end
+        if path == '..' and emitter == d.script_handle then return d.handle end
+        error('object does not exist or ill-formatted path: ' .. tostring(path))
     end
-    function sim.getObjectAlias(h)
-        if h ~= d.handle then error('invalid handle') end
-        return d.alias
-    end
+    function sim.getObjectType(h) return object_of(d, h).type end
+    function sim.getObjectAlias(h) return object_of(d, h).alias end
     function sim.getExtensionString(h, index, key)
-        if h ~= d.handle or index ~= -1 then error('invalid arguments') end
-        return ext_lookup(d.ext, key)
+        if index ~= -1 then error('invalid arguments') end
+        return ext_lookup(object_of(d, h).ext, key)
     end
     function sim.getNamedStringParam(key) return opts.named[key] end
     function sim.getSimulationTime() return clock.t end
@@ -223,7 +251,8 @@ end
 local dummies = {}
 for i = 0, math.tointeger(opts.dummies) - 1 do
     local alias = opts.alias_exact and opts.alias or (opts.alias .. i)
-    local d = { handle = 100 + i, alias = alias, logs = 0 }
+    local d = { handle = 100 + i, alias = alias, logs = 0,
+        script_handle = opts.script_object and (200 + i) or nil }
     d.ext = ext_string(d)
     d.env = make_env(d)
     dummies[#dummies + 1] = d
@@ -246,8 +275,18 @@ local function call(d, name)
     if not ok then script_error(d, name, err) end
 end
 
+local function script_text()
+    local f = assert(io.open(opts.script, 'rb'))
+    local text = f:read('a')
+    f:close()
+    if opts.embed then
+        text = 'COPPELIA_BRIDGE_CONFIG = [[' .. opts.embed .. ']]\n' .. text
+    end
+    return text
+end
+
 local function first_visit(d)
-    local chunk, err = loadfile(opts.script, 't', d.env)
+    local chunk, err = load(script_text(), '=' .. d.alias, 't', d.env)
     if not chunk then
         script_error(d, 'load', err)
         return

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 
 use crate::remote_api::Client;
-use crate::scene::remote_build::{build_plan, execute_plan, Arg, ScriptApi, Step};
+use crate::scene::remote_build::{
+    build_plan, execute_plan, Arg, ScriptApi, Step, SCRIPTSTRINGPARAM_TEXT_4_7,
+};
 use crate::scene::{try_generate_scene, SceneOptions, Transport};
 
 /// Flags of `coppelia-bridge scene`.
@@ -42,7 +44,8 @@ pub struct SceneArgs {
     /// Where to write the .simscene.xml file (written atomically: temp file + rename).
     #[arg(long, value_name = "FILE", required_unless_present = "build_remote")]
     pub out: Option<PathBuf>,
-    /// Build the dummies and scripts inside a running CoppeliaSim instead, and save the scene.
+    /// Build the dummies and scripts inside a running CoppeliaSim (4.6+) instead, read them
+    /// back, and save the scene. Each dummy's settings travel in its script's first line.
     #[arg(long, requires = "save", conflicts_with = "out")]
     pub build_remote: bool,
     #[command(flatten)]
@@ -104,7 +107,9 @@ fn build_remote(args: &SceneArgs) -> anyhow::Result<ExitCode> {
             Some(v) => ScriptApi::AddScript {
                 scriptstringparam_text: v,
             },
-            None => ScriptApi::CreateScript,
+            None => ScriptApi::CreateScript {
+                scriptstringparam_text: SCRIPTSTRINGPARAM_TEXT_4_7,
+            },
         };
         for step in &build_plan(&args.options(), api, save)? {
             println!("{}", describe(step));
@@ -113,13 +118,9 @@ fn build_remote(args: &SceneArgs) -> anyhow::Result<ExitCode> {
     }
     let mut client = Client::connect(&args.remote.remote, args.remote.client_config())?;
     let version = client.program_version()?;
-    // 4.6 has no sim.createScript; its sim.addScript needs the scriptstringparam_text value,
-    // which changed between versions (notes §6): ask the server.
-    let text_param = if version.raw < 40700 {
-        sim_constant(&mut client, "scriptstringparam_text")?
-    } else {
-        None
-    };
+    // Setting and reading back a script's text needs sim.scriptstringparam_text, which
+    // changed from 2 (4.6) to 10110 (4.7.0-rev0): ask the server.
+    let text_param = sim_constant(&mut client, "scriptstringparam_text")?;
     let api = ScriptApi::for_version(version.raw, text_param)?;
     let plan = build_plan(&args.options(), api, save)?;
     execute_plan(&plan, |func, a| client.call(func, a)).map_err(|e| {
@@ -130,7 +131,7 @@ fn build_remote(args: &SceneArgs) -> anyhow::Result<ExitCode> {
     })?;
     let _ = client.close();
     eprintln!(
-        "built {} dummies with their scripts in CoppeliaSim {version} at {} and saved the scene to {save}",
+        "built {} dummies with their scripts in CoppeliaSim {version} at {}, read them back, and saved the scene to {save}",
         args.dummies, args.remote.remote
     );
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::scene::parse::{parse_scene, Scene};
+use crate::remote_api::ProgramVersion;
+use crate::scene::parse::{parse_scene_for, Scene};
+use crate::standin::api::{V4_10, V4_3};
 use crate::standin::{spawn, Faults, LogSink, Speed, Stall, StandinConfig};
 
 /// Flags of `coppelia-bridge standin`.
@@ -68,6 +70,36 @@ pub struct StandinArgs {
     /// Fault: raise a Lua error in every script at this simulation time, seconds.
     #[arg(long, value_name = "SECONDS")]
     pub crash_script_at: Option<f64>,
+    /// CoppeliaSim version to behave as, 4.3 to 4.10 (e.g. 4.7, 4.7.0-rev2): which sim.*
+    /// functions exist, how the scene is read (4.7+: script objects), log origins. Below 4.6
+    /// there is no remote API (protocol 1 is not served): add --no-remote.
+    #[arg(long, value_name = "X.Y[.Z][-revN]", default_value = "4.6.0", value_parser = parse_version)]
+    pub version: ProgramVersion,
+}
+
+/// Parses `4.7`, `4.7.0`, `4.7.0-rev2` (or CoppeliaSim's number, 40700) within 4.3..=4.10.
+pub fn parse_version(s: &str) -> Result<ProgramVersion, String> {
+    let bad = || format!("{s:?} is not a CoppeliaSim version such as 4.7 or 4.7.0-rev2");
+    let (numbers, revision) = match s.split_once("-rev") {
+        Some((n, r)) => (n, r.parse::<i64>().map_err(|_| bad())?),
+        None => (s, 0),
+    };
+    let parts: Vec<i64> = numbers
+        .split('.')
+        .map(|p| p.parse::<i64>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let raw = match parts[..] {
+        [raw] if raw >= 10000 => raw,
+        [major, minor] => major * 10000 + minor * 100,
+        [major, minor, patch] => major * 10000 + minor * 100 + patch,
+        _ => return Err(bad()),
+    };
+    if !(V4_3..V4_10 + 100).contains(&raw) {
+        return Err(format!(
+            "version {s}: the stand-in behaves as CoppeliaSim 4.3 to 4.10 (Lua 5.3)"
+        ));
+    }
+    Ok(ProgramVersion { raw, revision })
 }
 
 /// Parses `key=value` for `-G`.
@@ -80,15 +112,20 @@ fn parse_named(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Reads and parses a scene file; errors name the path.
-pub fn load_scene_file(path: &Path) -> anyhow::Result<Scene> {
+/// Reads and parses a scene file as CoppeliaSim `version` loads it; errors name the path.
+pub fn load_scene_file(path: &Path, version: ProgramVersion) -> anyhow::Result<Scene> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "cannot read scene {}: check the path (see `coppelia-bridge scene`)",
             path.display()
         )
     })?;
-    parse_scene(&text).with_context(|| format!("cannot load scene {}", path.display()))
+    let scene = parse_scene_for(&text, version.raw)
+        .with_context(|| format!("cannot load scene {}", path.display()))?;
+    for warning in &scene.warnings {
+        tracing::warn!(target: "standin", "{}: {warning}", path.display());
+    }
+    Ok(scene)
 }
 
 impl StandinArgs {
@@ -132,7 +169,8 @@ impl StandinArgs {
                 bail!("--dt {dt}: expected a positive time step in seconds, e.g. 0.05");
             }
         }
-        let mut config = StandinConfig::new(load_scene_file(&self.scene)?);
+        let mut config = StandinConfig::new(load_scene_file(&self.scene, self.version)?);
+        config.version = self.version;
         config.dt_s = self.dt;
         config.speed = self.speed()?;
         config.named_params = self.named.iter().cloned().collect();
@@ -196,5 +234,18 @@ mod tests {
         assert_eq!(parse_named("k=").unwrap(), ("k".into(), String::new()));
         assert!(parse_named("=v").is_err());
         assert!(parse_named("novalue").is_err());
+    }
+
+    #[test]
+    fn versions_parse_within_the_supported_range() {
+        let v = |s| parse_version(s).map(|v| (v.raw, v.revision));
+        assert_eq!(v("4.7"), Ok((40700, 0)));
+        assert_eq!(v("4.7.0-rev2"), Ok((40700, 2)));
+        assert_eq!(v("4.5.1"), Ok((40501, 0)));
+        assert_eq!(v("41000"), Ok((41000, 0)));
+        assert!(v("4.11").is_err());
+        assert!(v("4.2").is_err());
+        assert!(v("four").is_err());
+        assert_eq!(crate::standin::DEFAULT_VERSION.raw, 40600);
     }
 }

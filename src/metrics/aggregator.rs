@@ -480,7 +480,7 @@ impl Aggregator {
             sample,
             latency_us: sample
                 .sent_unix_ns
-                .map(|sent| (sample.recv_unix_ns - sent) as f64 / 1e3),
+                .map(|sent| sample.recv_unix_ns.saturating_sub(sent) as f64 / 1e3),
             excluded: r.excluded_warmup,
         });
     }

@@ -47,7 +47,7 @@ impl SampleRow {
             read_unix_s: to_s(s.read_unix_ns),
             latency_us: s
                 .sent_unix_ns
-                .map(|sent| (s.recv_unix_ns - sent) as f64 / 1e3),
+                .map(|sent| s.recv_unix_ns.saturating_sub(sent) as f64 / 1e3),
             rtt_us: s.rtt_us,
             recv_clock: s.recv_clock,
             transport,
@@ -58,6 +58,27 @@ impl SampleRow {
 /// Column names, in [`SampleRow`] field order.
 pub const HEADER: &str = "dummy,session,seq,step,sim_time_s,sent_unix_s,recv_unix_s,read_unix_s,latency_us,rtt_us,recv_clock,transport";
 
+/// A time as measured (integer nanoseconds), or a float from elsewhere that nanoseconds
+/// cannot hold.
+#[derive(Debug, Clone, Copy)]
+enum Time {
+    Ns(i64),
+    Float(f64),
+}
+
+impl Time {
+    /// `v` units of `ns_per_unit` nanoseconds each (1e9 for seconds, 1e3 for µs): as whole
+    /// nanoseconds when they fit in an i64, else kept as the float.
+    fn of_float(v: f64, ns_per_unit: f64) -> Self {
+        let ns = (v * ns_per_unit).round();
+        if ns.is_finite() && ns.abs() < 9.0e18 {
+            Time::Ns(ns as i64)
+        } else {
+            Time::Float(v)
+        }
+    }
+}
+
 /// One row as it is formatted: times as integer nanoseconds, exactly as measured.
 #[derive(Debug, Clone, Copy)]
 struct RowNs {
@@ -66,10 +87,10 @@ struct RowNs {
     seq: Option<u32>,
     step: Option<u32>,
     sim_time_s: f64,
-    sent_ns: Option<i64>,
-    recv_ns: i64,
-    read_ns: i64,
-    latency_ns: Option<i64>,
+    sent: Option<Time>,
+    recv: Time,
+    read: Time,
+    latency: Option<Time>,
     rtt_us: Option<u32>,
     recv_clock: RecvClock,
     transport: Transport,
@@ -83,10 +104,13 @@ impl RowNs {
             seq: s.seq,
             step: s.step,
             sim_time_s: s.sim_time_s,
-            sent_ns: s.sent_unix_ns,
-            recv_ns: s.recv_unix_ns,
-            read_ns: s.read_unix_ns,
-            latency_ns: s.sent_unix_ns.map(|sent| s.recv_unix_ns - sent),
+            sent: s.sent_unix_ns.map(Time::Ns),
+            recv: Time::Ns(s.recv_unix_ns),
+            read: Time::Ns(s.read_unix_ns),
+            // Saturating: a hostile sender's absurd clock must not overflow anything.
+            latency: s
+                .sent_unix_ns
+                .map(|sent| Time::Ns(s.recv_unix_ns.saturating_sub(sent))),
             rtt_us: s.rtt_us,
             recv_clock: s.recv_clock,
             transport,
@@ -94,17 +118,17 @@ impl RowNs {
     }
 
     fn of_row(r: &SampleRow) -> Self {
-        let ns = |s: f64| crate::time::s_to_ns(s).unwrap_or(0);
+        let secs = |s: f64| Time::of_float(s, 1e9);
         Self {
             dummy: r.dummy,
             session: r.session,
             seq: r.seq,
             step: r.step,
             sim_time_s: r.sim_time_s,
-            sent_ns: r.sent_unix_s.map(ns),
-            recv_ns: ns(r.recv_unix_s),
-            read_ns: ns(r.read_unix_s),
-            latency_ns: r.latency_us.map(|us| ns(us / 1e6)),
+            sent: r.sent_unix_s.map(secs),
+            recv: secs(r.recv_unix_s),
+            read: secs(r.read_unix_s),
+            latency: r.latency_us.map(|us| Time::of_float(us, 1e3)),
             rtt_us: r.rtt_us,
             recv_clock: r.recv_clock,
             transport: r.transport,
@@ -179,16 +203,20 @@ impl<W: Write> SampleCsv<W> {
         int(line, r.step.map(u64::from));
         line.extend_from_slice(ryu::Buffer::new().format(r.sim_time_s).as_bytes());
         line.push(b',');
-        let fixed = |line: &mut Vec<u8>, v: Option<i64>, digits: u32| {
-            if let Some(v) = v {
-                push_fixed(line, v, digits);
+        let time = |line: &mut Vec<u8>, v: Option<Time>, digits: u32| {
+            match v {
+                Some(Time::Ns(ns)) => push_fixed(line, ns, digits),
+                Some(Time::Float(f)) => {
+                    line.extend_from_slice(ryu::Buffer::new().format(f).as_bytes())
+                }
+                None => {}
             }
             line.push(b',');
         };
-        fixed(line, r.sent_ns, 9);
-        fixed(line, Some(r.recv_ns), 9);
-        fixed(line, Some(r.read_ns), 9);
-        fixed(line, r.latency_ns, 3);
+        time(line, r.sent, 9);
+        time(line, Some(r.recv), 9);
+        time(line, Some(r.read), 9);
+        time(line, r.latency, 3);
         int(line, r.rtt_us.map(u64::from));
         line.extend_from_slice(r.recv_clock.as_str().as_bytes());
         line.push(b',');

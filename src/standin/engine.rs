@@ -1,8 +1,9 @@
 //! The simulation thread: scheduler, Lua scripts, remote API server and pacing together.
 //!
 //! Lua states are not `Send`, so everything that touches them lives on this one thread;
-//! the remote API server runs on it too, at each pass's add-on point, as CoppeliaSim's
-//! ZMQ add-on does (notes §2 step 3).
+//! the remote API server runs on it too, at each pass's add-on point (the add-on's
+//! `sysCall_actuation`) and between passes while stopped or paused (`sysCall_nonSimulation`),
+//! as CoppeliaSim's ZMQ add-on does.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -15,15 +16,21 @@ use std::time::{Duration, Instant};
 use ciborium::Value;
 use rand::SeedableRng;
 
+use super::api;
 use super::pacing::{Pacer, Speed, Stall};
 use super::pass::{pause_after_faults, run_pass, ScriptFault, Slot};
 use super::remote::SimControl;
 use super::remote_server::RemoteServer;
+use super::scene_edit::{self, LegacyScripts};
 use super::scheduler::{Pass, Scheduler, SimState};
 use super::script::{LuaScript, ScriptEnv};
-use super::sim_lib::{unknown_param, LogSink, SharedView, SimView, VERBOSITY_SCRIPTERRORS};
+use super::sim_lib::{
+    self, unknown_param, LogSink, SharedView, SimView, DEFAULT_VERSION, VERBOSITY_SCRIPTERRORS,
+};
 use super::socket_lib::SocketFaults;
-use crate::scene::parse::{parse_scene, Scene};
+use crate::remote_api::ProgramVersion;
+use crate::scene::parse::{parse_scene_for, Scene};
+use crate::scene::write::scene_to_xml;
 
 /// The process's first clock read, behind `sim.getSystemTime` (notes §3): shared by every
 /// stand-in in the process and kept across runs.
@@ -50,7 +57,11 @@ pub struct Faults {
 /// Everything the stand-in runs with.
 #[derive(Debug, Clone)]
 pub struct StandinConfig {
+    /// The scene, parsed for [`StandinConfig::version`] (`parse_scene_for`).
     pub scene: Scene,
+    /// The CoppeliaSim version claimed: `sim.intparam_program_version`, which `sim.*` names
+    /// exist ([`super::api`]), log origins. Default 4.6.0.
+    pub version: ProgramVersion,
     /// Overrides the scene's time step, seconds.
     pub dt_s: Option<f64>,
     /// None: the scene's realTime switch decides (real time, else max speed).
@@ -70,6 +81,7 @@ impl StandinConfig {
     pub fn new(scene: Scene) -> Self {
         StandinConfig {
             scene,
+            version: DEFAULT_VERSION,
             dt_s: None,
             speed: None,
             named_params: BTreeMap::new(),
@@ -104,6 +116,8 @@ pub enum StandinError {
     Thread(std::io::Error),
     #[error("the simulation thread panicked: {0}")]
     Panicked(String),
+    #[error("CoppeliaSim {0} speaks remote API protocol 1, which the stand-in does not serve: claim 4.6 or later, or use --no-remote")]
+    Protocol1(ProgramVersion),
 }
 
 /// A running stand-in (its simulation thread).
@@ -166,6 +180,9 @@ impl Drop for Standin {
 
 /// Binds the remote API (if any) and starts the simulation thread.
 pub fn spawn(config: StandinConfig) -> Result<Standin, StandinError> {
+    if config.remote.is_some() && !config.version.speaks_protocol_2() {
+        return Err(StandinError::Protocol1(config.version));
+    }
     let server = match &config.remote {
         Some((host, port)) => Some(RemoteServer::bind(host, *port)?),
         None => None,
@@ -194,6 +211,8 @@ struct Engine {
     /// Scene object index of each script, in execution order (fixed per run).
     order: Vec<usize>,
     slots: Vec<Slot<LuaScript>>,
+    /// Legacy child scripts made by remote `sim.addScript`.
+    legacy: LegacyScripts,
     pause_at_error: bool,
     dt_override: Option<f64>,
     speed_override: Option<Speed>,
@@ -207,6 +226,7 @@ impl Engine {
         let dt_s = config.dt_s.unwrap_or(config.scene.dt_s);
         let speed = speed_for(&config.scene, config.speed);
         let view = Rc::new(RefCell::new(SimView {
+            version: config.version,
             real_time: matches!(speed, Speed::RealTime { .. }),
             pause_at_error: config.scene.pause_at_error,
             scene: Rc::new(config.scene),
@@ -240,6 +260,7 @@ impl Engine {
             view,
             order: Vec::new(),
             slots: Vec::new(),
+            legacy: LegacyScripts::default(),
             pause_at_error,
             dt_override: config.dt_s,
             speed_override: config.speed,
@@ -278,7 +299,7 @@ impl Engine {
         };
         let mut ctl = Control {
             engine: self,
-            gate: None,
+            in_pass: false,
         };
         server.serve_idle(&mut ctl);
         self.server = Some(server);
@@ -297,7 +318,7 @@ impl Engine {
         self.order = self.view.borrow().scene.script_order();
         self.slots = self.order.iter().map(|_| Slot::Unloaded).collect();
         self.env.crash_at_s = self.faults.crash_at_s;
-        self.pacer.reset(true);
+        self.pacer.start(true, Instant::now());
         let names: Vec<String> = {
             let view = self.view.borrow();
             self.order
@@ -319,7 +340,7 @@ impl Engine {
         if pass.new_run {
             self.begin_run();
         } else if pass.state == SimState::FirstAfterPause {
-            self.pacer.reset(false);
+            self.pacer.start(false, Instant::now());
         }
         self.pace(&pass);
         {
@@ -331,11 +352,16 @@ impl Engine {
         self.report_faults(&faults);
         self.summary.passes += 1;
         self.scheduler.complete_pass(&pass);
+        self.pacer
+            .after_pass(pass.time_s, self.scheduler.dt_s(), Instant::now());
         let mut view = self.view.borrow_mut();
         view.state = self.scheduler.state();
         view.time_s = self.scheduler.time_s();
         drop(view);
         if self.scheduler.state() == SimState::Stopped {
+            if let Some(server) = self.server.as_mut() {
+                server.after_simulation();
+            }
             self.log(
                 450,
                 &format!("simulation stopped at t = {:.3} s", pass.time_s),
@@ -346,9 +372,7 @@ impl Engine {
     /// Sleeps as pacing requires, in slices so a shutdown is not delayed.
     fn pace(&mut self, pass: &Pass) {
         let dt = self.scheduler.dt_s();
-        let delay = self
-            .pacer
-            .delay_before(pass.index, pass.time_s, dt, Instant::now());
+        let delay = self.pacer.delay_before(pass.time_s, dt, Instant::now());
         let until = Instant::now() + delay;
         while !self.shutdown.load(Ordering::Relaxed) {
             let left = until.saturating_duration_since(Instant::now());
@@ -370,15 +394,14 @@ impl Engine {
             let text = scene.objects[object].script.as_deref().unwrap_or("");
             LuaScript::load(object, text, &env)
         };
-        let gate_pass = self.summary.passes;
         let mut gate = || {
             if let Some(server) = server.as_mut() {
                 let shutdown = self.shutdown.clone();
                 let mut ctl = Control {
                     engine: self,
-                    gate: Some(gate_pass),
+                    in_pass: true,
                 };
-                server.serve_gate(&mut ctl, gate_pass, &shutdown);
+                server.serve_actuation(&mut ctl, &shutdown);
             }
         };
         let faults = run_pass(pass, &mut slots, &mut load, &mut gate);
@@ -393,12 +416,9 @@ impl Engine {
         }
         let view = self.view.borrow();
         for fault in faults {
-            let alias = &view.scene.objects[self.order[fault.script]].alias;
-            view.log.emit(
-                &format!("{alias}@childScript"),
-                VERBOSITY_SCRIPTERRORS,
-                &fault.message,
-            );
+            let origin = sim_lib::origin(&view.scene, self.order[fault.script], view.version);
+            view.log
+                .emit(&origin, VERBOSITY_SCRIPTERRORS, &fault.message);
         }
         drop(view);
         self.summary.script_errors += faults.len() as u64;
@@ -422,8 +442,8 @@ fn speed_for(scene: &Scene, requested: Option<Speed>) -> Speed {
 /// The engine as the remote API server sees it.
 struct Control<'a> {
     engine: &'a mut Engine,
-    /// Global index of the pass being served at its add-on point.
-    gate: Option<u64>,
+    /// Served at a pass's add-on point (the state is the pass's), not between passes.
+    in_pass: bool,
 }
 
 fn float(v: f64) -> Value {
@@ -456,9 +476,10 @@ impl Control<'_> {
     }
 
     fn state_code(&self) -> i64 {
-        match self.gate {
-            Some(_) => self.engine.view.borrow().state.raw(),
-            None => self.engine.scheduler.state().raw(),
+        if self.in_pass {
+            self.engine.view.borrow().state.raw()
+        } else {
+            self.engine.scheduler.state().raw()
         }
     }
 
@@ -468,7 +489,10 @@ impl Control<'_> {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("sim.loadScene: cannot read {path}: {e}"))?;
-        let scene = parse_scene(&text).map_err(|e| format!("sim.loadScene: {path}: {e}"))?;
+        let version = self.engine.view.borrow().version.raw;
+        let scene =
+            parse_scene_for(&text, version).map_err(|e| format!("sim.loadScene: {path}: {e}"))?;
+        self.engine.legacy.clear();
         let speed = speed_for(&scene, self.engine.speed_override);
         let mut view = self.engine.view.borrow_mut();
         view.dt_s = self.engine.dt_override.unwrap_or(scene.dt_s);
@@ -490,24 +514,164 @@ impl Control<'_> {
         Ok(vec![])
     }
 
-    fn object_call(&self, name: &str, args: &[Value]) -> Result<Vec<Value>, String> {
-        let view = self.engine.view.borrow();
-        match name {
+    fn object_call(&mut self, name: &str, args: &[Value]) -> Result<Vec<Value>, String> {
+        let mut view = self.engine.view.borrow_mut();
+        let view = &mut *view;
+        let handle = || arg_i64(args, 0);
+        let object = |view: &SimView| {
+            let h = arg_i64(args, 0)?;
+            view.index_of(h)
+                .ok_or_else(|| format!("object does not exist: handle {h}"))
+        };
+        Ok(match name {
+            // A remote client has no emitting object: only absolute paths resolve
+            // (coppeliaSimLib@coppeliasim-v4.7.0-rev2:simInternal.cpp, simGetObject_internal).
             "getObject" => {
                 let path = arg_text(args, 0)?;
-                let index = view
-                    .scene
-                    .find_path(&path)
-                    .ok_or_else(|| format!("object does not exist: {path}"))?;
-                Ok(vec![int(SimView::handle_of(index))])
+                let index = view.scene.resolve(None, &path).ok_or_else(|| {
+                    format!("object does not exist or ill-formatted path: {path}")
+                })?;
+                vec![int(SimView::handle_of(index))]
+            }
+            "getObjectAlias" => vec![Value::Text(view.scene.objects[object(view)?].alias.clone())],
+            "getObjectType" => vec![int(sim_lib::object_type(
+                &view.scene.objects[object(view)?].kind,
+            ))],
+            "getObjectParent" => vec![int(scene_edit::parent_of(&view.scene, handle()?)?)],
+            "getExtensionString" => {
+                let key = arg_text(args, 2).unwrap_or_default();
+                vec![view
+                    .extension_string(handle()?, &key)?
+                    .map_or(Value::Null, Value::Text)]
+            }
+            "createDummy" => vec![int(scene_edit::create_dummy(Rc::make_mut(&mut view.scene)))],
+            "setObjectAlias" => {
+                scene_edit::set_alias(
+                    Rc::make_mut(&mut view.scene),
+                    handle()?,
+                    &arg_text(args, 1)?,
+                )?;
+                vec![]
             }
             _ => {
-                let handle = arg_i64(args, 0)?;
-                let index = view
-                    .index_of(handle)
-                    .ok_or_else(|| format!("object does not exist: handle {handle}"))?;
-                Ok(vec![Value::Text(view.scene.objects[index].alias.clone())])
+                // setObjectParent
+                scene_edit::set_parent(
+                    Rc::make_mut(&mut view.scene),
+                    handle()?,
+                    arg_i64(args, 1)?,
+                )?;
+                vec![int(1)]
             }
+        })
+    }
+
+    /// Script functions of `scene --build-remote`; `sim.scriptstringparam_text` must be the
+    /// claimed version's value.
+    fn script_call(&mut self, name: &str, args: &[Value]) -> Result<Vec<Value>, String> {
+        let mut view = self.engine.view.borrow_mut();
+        let view = &mut *view;
+        let text_param = api::constant(view.version, "scriptstringparam_text");
+        let check_param = |i: usize| {
+            let p = arg_i64(args, i)?;
+            if Some(p) == text_param {
+                Ok(())
+            } else {
+                Err(format!(
+                    "script string parameter {p} is not supported by the stand-in (only sim.scriptstringparam_text)"
+                ))
+            }
+        };
+        let legacy = &mut self.engine.legacy;
+        let scene = Rc::make_mut(&mut view.scene);
+        Ok(match name {
+            "addScript" => vec![int(legacy.add(arg_i64(args, 0)?)?)],
+            "associateScriptWithObject" => {
+                legacy.associate(scene, arg_i64(args, 0)?, arg_i64(args, 1)?)?;
+                vec![]
+            }
+            "setScriptStringParam" => {
+                check_param(1)?;
+                legacy.set_text(scene, arg_i64(args, 0)?, &arg_text(args, 2)?)?;
+                vec![int(1)]
+            }
+            "getScriptStringParam" => {
+                check_param(1)?;
+                vec![Value::Text(legacy.text(scene, arg_i64(args, 0)?)?)]
+            }
+            _ => {
+                // createScript(type, text, options, lang)
+                let lang = arg_text(args, 3).unwrap_or_else(|_| "lua".into());
+                if lang != "lua" {
+                    return Err(format!(
+                        "sim.createScript: language {lang:?}: the stand-in runs only Lua"
+                    ));
+                }
+                vec![int(scene_edit::create_script(
+                    scene,
+                    arg_i64(args, 0)?,
+                    &arg_text(args, 1)?,
+                )?)]
+            }
+        })
+    }
+
+    /// `sim.saveScene(path)`: only simple XML scenes.
+    fn save_scene(&self, path: &str) -> Result<Vec<Value>, String> {
+        if !path.ends_with(".simscene.xml") {
+            return Err(format!(
+                "sim.saveScene({path}): the stand-in saves only simple XML scenes: use a path ending in .simscene.xml"
+            ));
+        }
+        let xml = {
+            let view = self.engine.view.borrow();
+            let mut scene = (*view.scene).clone();
+            scene.dt_s = view.dt_s;
+            scene.real_time = view.real_time;
+            scene_to_xml(&scene)
+        };
+        std::fs::write(path, xml)
+            .map_err(|e| format!("sim.saveScene: cannot write {path}: {e}"))?;
+        Ok(vec![])
+    }
+
+    /// `sim.setBoolParam(boolparam_realtime_simulation)` and
+    /// `sim.setFloatParam(floatparam_simulation_time_step)`: only while stopped, as CoppeliaSim
+    /// (coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp, setIsRealTimeSimulation,
+    /// setTimeStep).
+    fn set_param(&mut self, name: &str, args: &[Value]) -> Result<Vec<Value>, String> {
+        let p = arg_i64(args, 0)?;
+        let stopped = self.engine.scheduler.state() == SimState::Stopped;
+        match (name, p) {
+            ("setBoolParam", 25) => {
+                let on = matches!(args.get(1), Some(Value::Bool(true)));
+                if stopped && self.engine.speed_override.is_none() {
+                    self.engine.view.borrow_mut().real_time = on;
+                    let speed = if on {
+                        Speed::RealTime { rtf: 1.0 }
+                    } else {
+                        Speed::MaxSpeed
+                    };
+                    self.engine.pacer = Pacer::new(
+                        speed,
+                        self.engine.faults.passes_per_frame,
+                        self.engine.faults.stall,
+                    );
+                }
+                Ok(vec![int(1)])
+            }
+            ("setFloatParam", 1) => {
+                let dt = match args.get(1) {
+                    Some(Value::Float(f)) => *f,
+                    Some(Value::Integer(i)) => i128::from(*i) as f64,
+                    _ => return Err("argument #2 must be a number".into()),
+                };
+                if stopped && self.engine.scheduler.set_dt_s(dt) {
+                    self.engine.view.borrow_mut().dt_s = dt;
+                }
+                Ok(vec![int(1)])
+            }
+            ("setBoolParam", p) => Err(unknown_param("boolean", p)),
+            (_, p) => Err(unknown_param("float", p)),
         }
     }
 
@@ -553,8 +717,18 @@ impl SimControl for Control<'_> {
                 Ok(vec![])
             }
             "loadScene" => self.load_scene(&arg_text(args, 0)?),
-            "getObject" | "getObjectAlias" => self.object_call(name, args),
+            "saveScene" => self.save_scene(&arg_text(args, 0)?),
+            "getObject" | "getObjectAlias" | "getObjectType" | "getObjectParent"
+            | "getExtensionString" | "createDummy" | "setObjectAlias" | "setObjectParent" => {
+                self.object_call(name, args)
+            }
+            "addScript"
+            | "associateScriptWithObject"
+            | "setScriptStringParam"
+            | "getScriptStringParam"
+            | "createScript" => self.script_call(name, args),
             "getInt32Param" | "getBoolParam" | "getFloatParam" => self.param_call(name, args),
+            "setBoolParam" | "setFloatParam" => self.set_param(name, args),
             "getNamedStringParam" => {
                 let key = arg_text(args, 0)?;
                 Ok(vec![self
@@ -571,19 +745,16 @@ impl SimControl for Control<'_> {
                 self.engine.view.borrow_mut().named.insert(key, value);
                 Ok(vec![])
             }
+            // api::SIM_API lists a remote function the stand-in forgot to implement.
             other => Err(format!("No such function: sim.{other}")),
         }
     }
 
-    fn passes_done(&self) -> u64 {
-        self.engine.summary.passes
-    }
-
-    fn gate_pass(&self) -> Option<u64> {
-        self.gate
-    }
-
     fn advancing(&self) -> bool {
         self.engine.scheduler.next_pass().is_some()
+    }
+
+    fn version(&self) -> ProgramVersion {
+        self.engine.view.borrow().version
     }
 }

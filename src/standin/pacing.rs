@@ -1,10 +1,17 @@
 //! Wall-clock pacing decisions (pure: the caller passes `now` and sleeps).
 //!
-//! Real-time mode (notes §3): a pass runs only when simulation time lags wall time × RTF,
-//! measured from an anchor taken when the run starts or resumes. `--passes-per-frame N`
-//! groups passes: the first pass of each group waits for its time, the others follow
-//! back-to-back, as CoppeliaSim with a GUI may run several passes per rendered frame.
-//! A stall (`--stall-at T --stall-for D`) adds one wall delay before the first pass at t ≥ T.
+//! Real-time mode follows CoppeliaSim (coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp,
+//! `isRealTimeCalculationStepNeeded`, `advanceSimulationByOneStep`; the same at
+//! coppeliasim-v4.3.0-rev12 with its `catchUpIfLate` switch off, its default): a real-time
+//! reference R grows by the wall time between passes × RTF and is clamped to simulation time
+//! plus dt after each pass; the next pass (at simulation time S) runs once S + dt < R + (wall
+//! time since the last pass) × RTF. After a stall R is clamped, so at most one pass runs at
+//! once and the lost time stays lost: no catch-up burst.
+//!
+//! `--passes-per-frame N` groups passes: the first pass of each group waits for its time, the
+//! others follow back-to-back, as CoppeliaSim with a GUI may run several passes per rendered
+//! frame. A stall (`--stall-at T --stall-for D`) adds one wall delay before the first pass at
+//! t ≥ T.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +31,15 @@ pub struct Stall {
     pub duration: Duration,
 }
 
+/// CoppeliaSim's real-time reference.
+#[derive(Debug, Clone, Copy)]
+struct RealTimeClock {
+    /// `simulationTime_real_noCatchUp`, seconds of simulation time.
+    reference_s: f64,
+    /// `simulationTime_real_lastInMs`: wall instant of the last pass (or of start/resume).
+    last: Instant,
+}
+
 /// Pacing state of one stand-in.
 #[derive(Debug, Clone)]
 pub struct Pacer {
@@ -31,8 +47,9 @@ pub struct Pacer {
     passes_per_frame: u64,
     stall: Option<Stall>,
     stalled: bool,
-    /// Wall instant and pass index from which real time is measured.
-    anchor: Option<(Instant, u64)>,
+    clock: Option<RealTimeClock>,
+    /// Passes run in the current group (`--passes-per-frame`).
+    in_group: u64,
 }
 
 impl Pacer {
@@ -42,7 +59,8 @@ impl Pacer {
             passes_per_frame: u64::from(passes_per_frame.max(1)),
             stall,
             stalled: false,
-            anchor: None,
+            clock: None,
+            in_group: 0,
         }
     }
 
@@ -50,18 +68,25 @@ impl Pacer {
         self.speed
     }
 
-    /// Forgets the anchor: the next pass starts a new real-time reference (run start,
-    /// resume after pause).
-    pub fn reset(&mut self, new_run: bool) {
-        self.anchor = None;
+    /// A run starts (`new_run`: reference 0) or resumes after a pause (reference kept): the
+    /// wall clock restarts from `now` (`CSimulation::startOrResumeSimulation`).
+    pub fn start(&mut self, new_run: bool, now: Instant) {
+        let reference_s = match (new_run, self.clock) {
+            (false, Some(c)) => c.reference_s,
+            _ => 0.0,
+        };
+        self.clock = Some(RealTimeClock {
+            reference_s,
+            last: now,
+        });
+        self.in_group = 0;
         if new_run {
             self.stalled = false;
         }
     }
 
-    /// How long to wait before running pass `index` at `time_s`.
-    pub fn delay_before(&mut self, index: u64, time_s: f64, dt_s: f64, now: Instant) -> Duration {
-        let (wall0, index0) = *self.anchor.get_or_insert((now, index));
+    /// How long to wait before running the pass at simulation time `time_s`.
+    pub fn delay_before(&mut self, time_s: f64, dt_s: f64, now: Instant) -> Duration {
         let stall = match self.stall {
             Some(s) if !self.stalled && time_s >= s.at_s => {
                 self.stalled = true;
@@ -72,10 +97,34 @@ impl Pacer {
         let Speed::RealTime { rtf } = self.speed else {
             return stall;
         };
-        let rel = index.saturating_sub(index0);
-        let group_start = rel - rel % self.passes_per_frame;
-        let target = wall0 + Duration::from_secs_f64(group_start as f64 * dt_s / rtf);
-        target.saturating_duration_since(now) + stall
+        if self.in_group % self.passes_per_frame != 0 {
+            return stall; // the rest of a group follows back-to-back
+        }
+        let clock = *self.clock.get_or_insert(RealTimeClock {
+            reference_s: 0.0,
+            last: now,
+        });
+        // Due once time_s + dt < reference + (now - last) × rtf.
+        let lag_s = (time_s + dt_s - clock.reference_s) / rtf;
+        let due = clock.last + Duration::try_from_secs_f64(lag_s.max(0.0)).unwrap_or_default();
+        due.saturating_duration_since(now) + stall
+    }
+
+    /// The pass at simulation time `time_s` has run and completed at `now`: the reference
+    /// grows by the wall time since the last pass × RTF, clamped to the new simulation time
+    /// + dt.
+    pub fn after_pass(&mut self, time_s: f64, dt_s: f64, now: Instant) {
+        self.in_group += 1;
+        let Speed::RealTime { rtf } = self.speed else {
+            return;
+        };
+        let clock = self.clock.get_or_insert(RealTimeClock {
+            reference_s: 0.0,
+            last: now,
+        });
+        let grown = clock.reference_s + now.duration_since(clock.last).as_secs_f64() * rtf;
+        clock.reference_s = grown.min(time_s + dt_s + dt_s);
+        clock.last = now;
     }
 }
 
@@ -85,65 +134,97 @@ mod tests {
 
     const DT: f64 = 0.05;
 
-    #[test]
-    fn max_speed_never_waits() {
-        let mut p = Pacer::new(Speed::MaxSpeed, 1, None);
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Runs `passes` passes, each taking `work(k)` of wall time, sleeping as told; returns the
+    /// wall instant (since t0) at which each pass started.
+    fn simulate(p: &mut Pacer, passes: u64, work: impl Fn(u64) -> Duration) -> Vec<Duration> {
         let t0 = Instant::now();
-        for k in 0..100 {
-            assert_eq!(p.delay_before(k, k as f64 * DT, DT, t0), Duration::ZERO);
+        let mut now = t0;
+        p.start(true, now);
+        let mut starts = Vec::new();
+        for k in 0..passes {
+            let t = k as f64 * DT;
+            now += p.delay_before(t, DT, now);
+            starts.push(now - t0);
+            now += work(k);
+            p.after_pass(t, DT, now);
         }
+        starts
     }
 
     #[test]
-    fn real_time_runs_a_pass_when_sim_time_lags_wall_time() {
+    fn max_speed_never_waits() {
+        let mut p = Pacer::new(Speed::MaxSpeed, 1, None);
+        let starts = simulate(&mut p, 100, |_| Duration::ZERO);
+        assert!(starts.iter().all(|s| s.is_zero()));
+    }
+
+    /// coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp, isRealTimeCalculationStepNeeded:
+    /// the pass at S runs once S + dt of wall time has passed.
+    #[test]
+    fn real_time_runs_one_pass_per_dt() {
         let mut p = Pacer::new(Speed::RealTime { rtf: 1.0 }, 1, None);
-        let t0 = Instant::now();
-        assert_eq!(p.delay_before(0, 0.0, DT, t0), Duration::ZERO);
-        // Pass 1 (t = 0.05) is due 50 ms after the anchor.
-        assert_eq!(p.delay_before(1, DT, DT, t0), Duration::from_millis(50));
-        assert_eq!(
-            p.delay_before(1, DT, DT, t0 + Duration::from_millis(20)),
-            Duration::from_millis(30)
-        );
-        assert_eq!(
-            p.delay_before(1, DT, DT, t0 + Duration::from_millis(80)),
-            Duration::ZERO
-        );
+        let starts = simulate(&mut p, 5, |_| ms(1));
+        assert_eq!(starts, [ms(50), ms(100), ms(150), ms(200), ms(250)]);
     }
 
     #[test]
     fn rtf_scales_wall_time() {
-        let mut p = Pacer::new(Speed::RealTime { rtf: 2.0 }, 1, None);
-        let t0 = Instant::now();
-        p.delay_before(0, 0.0, DT, t0);
-        assert_eq!(
-            p.delay_before(4, 4.0 * DT, DT, t0),
-            Duration::from_millis(100)
-        );
+        let mut fast = Pacer::new(Speed::RealTime { rtf: 2.0 }, 1, None);
+        assert_eq!(simulate(&mut fast, 3, |_| ms(0)), [ms(25), ms(50), ms(75)]);
         let mut slow = Pacer::new(Speed::RealTime { rtf: 0.5 }, 1, None);
-        slow.delay_before(0, 0.0, DT, t0);
-        assert_eq!(slow.delay_before(1, DT, DT, t0), Duration::from_millis(100));
+        assert_eq!(simulate(&mut slow, 2, |_| ms(0)), [ms(100), ms(200)]);
+    }
+
+    /// coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp, advanceSimulationByOneStep clamps
+    /// `simulationTime_real_noCatchUp` to simulation time + dt: after a 2 s stall one pass runs
+    /// at once, then the pace is one per dt again; the 2 s stay lost.
+    #[test]
+    fn real_time_does_not_catch_up_after_a_stall() {
+        let stall = Stall {
+            at_s: 0.5,
+            duration: Duration::from_secs(2),
+        };
+        let mut p = Pacer::new(Speed::RealTime { rtf: 1.0 }, 1, Some(stall));
+        let starts = simulate(&mut p, 30, |_| Duration::ZERO);
+        // Pass 10 (t = 0.5) would start at 550 ms; it starts 2 s later.
+        assert_eq!(starts[10], ms(2550));
+        // Pass 11 runs at once (the clamp leaves one dt of lead), then one per dt.
+        assert_eq!(starts[11], ms(2550));
+        assert_eq!(starts[12], ms(2600));
+        assert_eq!(starts[29], ms(2550 + 18 * 50));
+        // Over the run: 30 passes (1.5 s of simulation) in 2.5 + 0.9 s of wall time.
+    }
+
+    /// The same stall inside a pass (a slow script) is clamped the same way.
+    #[test]
+    fn a_slow_pass_is_not_made_up_for() {
+        let mut p = Pacer::new(Speed::RealTime { rtf: 1.0 }, 1, None);
+        let starts = simulate(&mut p, 6, |k| if k == 1 { ms(1000) } else { ms(0) });
+        assert_eq!(
+            starts,
+            [ms(50), ms(100), ms(1100), ms(1150), ms(1200), ms(1250)]
+        );
     }
 
     #[test]
     fn passes_per_frame_makes_bursts() {
         let mut p = Pacer::new(Speed::RealTime { rtf: 1.0 }, 4, None);
-        let t0 = Instant::now();
-        let delays: Vec<_> = (0..8)
-            .map(|k| p.delay_before(k, k as f64 * DT, DT, t0))
-            .collect();
-        let ms = |n| Duration::from_millis(n);
+        let starts = simulate(&mut p, 8, |_| Duration::ZERO);
         assert_eq!(
-            delays,
+            starts,
             [
-                ms(0),
-                ms(0),
-                ms(0),
-                ms(0),
-                ms(200),
-                ms(200),
-                ms(200),
-                ms(200)
+                ms(50),
+                ms(50),
+                ms(50),
+                ms(50),
+                ms(250),
+                ms(250),
+                ms(250),
+                ms(250)
             ]
         );
     }
@@ -156,24 +237,23 @@ mod tests {
         };
         let mut p = Pacer::new(Speed::MaxSpeed, 1, Some(stall));
         let t0 = Instant::now();
-        assert_eq!(p.delay_before(1, 0.05, DT, t0), Duration::ZERO);
-        assert_eq!(p.delay_before(2, 0.1, DT, t0), Duration::from_secs(1));
-        assert_eq!(p.delay_before(3, 0.15, DT, t0), Duration::ZERO);
-        p.reset(true);
-        assert_eq!(p.delay_before(2, 0.1, DT, t0), Duration::from_secs(1));
+        p.start(true, t0);
+        assert_eq!(p.delay_before(0.05, DT, t0), Duration::ZERO);
+        assert_eq!(p.delay_before(0.1, DT, t0), Duration::from_secs(1));
+        assert_eq!(p.delay_before(0.15, DT, t0), Duration::ZERO);
+        p.start(true, t0);
+        assert_eq!(p.delay_before(0.1, DT, t0), Duration::from_secs(1));
     }
 
     #[test]
-    fn reset_re_anchors_after_pause() {
+    fn resume_restarts_the_wall_clock_but_keeps_the_reference() {
         let mut p = Pacer::new(Speed::RealTime { rtf: 1.0 }, 1, None);
         let t0 = Instant::now();
-        p.delay_before(0, 0.0, DT, t0);
-        p.reset(false);
+        p.start(true, t0);
+        let first = t0 + p.delay_before(0.0, DT, t0);
+        p.after_pass(0.0, DT, first);
         let later = t0 + Duration::from_secs(10);
-        assert_eq!(p.delay_before(5, 5.0 * DT, DT, later), Duration::ZERO);
-        assert_eq!(
-            p.delay_before(6, 6.0 * DT, DT, later),
-            Duration::from_millis(50)
-        );
+        p.start(false, later);
+        assert_eq!(p.delay_before(DT, DT, later), ms(50));
     }
 }

@@ -285,17 +285,18 @@ pub(crate) mod tests {
         sched.stop();
         h.take();
         h.run(&mut sched, &mut slots);
+        h.run(&mut sched, &mut slots);
         assert_eq!(sched.state(), SimState::LastBeforeStop);
         assert!(!h.take().iter().any(|e| e.contains("cleanup")));
         h.run(&mut sched, &mut slots);
         assert_eq!(
             h.take(),
             [
-                "a:thread@2",
-                "a:act@2",
-                "gate@2",
-                "a:sense@2",
-                "a:cleanup@2"
+                "a:thread@3",
+                "a:act@3",
+                "gate@3",
+                "a:sense@3",
+                "a:cleanup@3"
             ]
         );
         assert_eq!(sched.state(), SimState::Stopped);
@@ -342,10 +343,13 @@ pub(crate) mod tests {
     fn script_error_pauses_only_with_pause_at_error() {
         for pause_at_error in [true, false] {
             let mut h = Harness::new(&["a"]);
-            h.fail_on = Some((0, "sense", 0));
+            h.fail_on = Some((0, "sense", 1));
             let mut sched = Scheduler::new(0.05);
             let mut slots = Vec::new();
             sched.start();
+            h.run(&mut sched, &mut slots);
+            // A running pass fails (coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp,
+            // advanceSimulationByOneStep acts on the pause request at its end).
             let faults = h.run_keeping(&mut sched, &mut slots, |s, f| {
                 pause_after_faults(s, f, pause_at_error);
             });
@@ -373,8 +377,9 @@ pub(crate) mod tests {
             sched.start();
             h.run(&mut sched, &mut slots);
             sched.stop();
-            h.run(&mut sched, &mut slots);
-            h.run(&mut sched, &mut slots);
+            while sched.next_pass().is_some() {
+                h.run(&mut sched, &mut slots);
+            }
         }
         assert_eq!(h.loads, 2);
         let inits = h.take().iter().filter(|e| e.contains("init")).count();

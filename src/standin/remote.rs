@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use ciborium::Value;
 
-use super::sim_lib::CONSTANTS;
+use super::api;
+use crate::remote_api::ProgramVersion;
 
 /// Idle time after which the server forgets a client that gave no `timeout` (notes §5).
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -15,38 +16,15 @@ pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Remote API protocol version served.
 pub const PROTOCOL_VERSION: i64 = 2;
 
-/// `sim.*` functions the stand-in serves (listed by `zmqRemoteApi.info('sim')`).
-pub const SIM_FUNCTIONS: &[&str] = &[
-    "getSimulationTime",
-    "getSimulationTimeStep",
-    "getSimulationState",
-    "startSimulation",
-    "stopSimulation",
-    "pauseSimulation",
-    "setStepping",
-    "step",
-    "loadScene",
-    "getInt32Param",
-    "getBoolParam",
-    "getFloatParam",
-    "getObject",
-    "getObjectAlias",
-    "getNamedStringParam",
-    "setNamedStringParam",
-    "getSystemTime",
-];
-
 /// The simulation as the remote API server reaches it.
 pub trait SimControl {
     /// Runs `sim.<name>` (without the `sim.` prefix) for a remote client. Stepping, step
     /// and the remote API's own functions are handled by [`RemoteState`].
     fn call(&mut self, name: &str, args: &[Value]) -> Result<Vec<Value>, String>;
-    /// Passes completed since the stand-in started (monotonic across runs).
-    fn passes_done(&self) -> u64;
-    /// The pass being served at its add-on point, or None while stopped or paused.
-    fn gate_pass(&self) -> Option<u64>;
-    /// Whether passes are to run (started, not paused): idle serving then ends.
+    /// Whether the simulation is advancing (not stopped, not paused).
     fn advancing(&self) -> bool;
+    /// The version the stand-in claims: it decides which `sim.*` names exist.
+    fn version(&self) -> ProgramVersion;
 }
 
 /// A decoded request.
@@ -61,8 +39,6 @@ pub enum Request {
     },
     /// A message without uuid: a protocol-1 client (CoppeliaSim ≤ 4.5.1).
     Protocol1,
-    /// A protocol version other than 2.
-    WrongVersion(i64),
 }
 
 /// A reply to encode.
@@ -103,14 +79,11 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, String> {
     let Value::Map(map) = value else {
         return Err("request is not a CBOR map".into());
     };
+    // Only `uuid` tells protocol 2 from 1; `ver` is never checked
+    // (zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API server.lua, handleQueue).
     let Some(Value::Text(uuid)) = map_get(&map, "uuid") else {
         return Ok(Request::Protocol1);
     };
-    if let Some(ver) = map_get(&map, "ver").and_then(as_f64) {
-        if ver as i64 != PROTOCOL_VERSION {
-            return Ok(Request::WrongVersion(ver as i64));
-        }
-    }
     let Some(Value::Text(func)) = map_get(&map, "func") else {
         return Err("request has no func".into());
     };
@@ -152,11 +125,11 @@ pub fn encode_reply(reply: &Reply) -> Vec<u8> {
     out
 }
 
-/// `zmqRemoteApi.info('sim')`: every value a map, `{func: {}}` or `{const: v}`, as the
-/// official Python client requires.
-pub fn sim_info() -> Value {
-    let mut entries: Vec<(Value, Value)> = SIM_FUNCTIONS
-        .iter()
+/// `zmqRemoteApi.info('sim')`: every value a map, `{func: {}}` or `{const: v}`
+/// (zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API server.lua, zmqRemoteApi.info),
+/// listing exactly what `version` has in [`api::SIM_API`].
+pub fn sim_info(version: ProgramVersion) -> Value {
+    let mut entries: Vec<(Value, Value)> = api::remote_functions(version)
         .map(|f| {
             (
                 text(f),
@@ -164,39 +137,43 @@ pub fn sim_info() -> Value {
             )
         })
         .collect();
-    entries.extend(CONSTANTS.iter().map(|(name, v)| {
+    entries.extend(api::constants(version).map(|(name, v)| {
         (
             text(name),
-            Value::Map(vec![(text("const"), Value::Integer((*v).into()))]),
+            Value::Map(vec![(text("const"), Value::Integer(v.into()))]),
         )
     }));
     Value::Map(entries)
 }
 
-/// Where a client is in the stepping handshake.
+/// Where a client's `sim.step` is: answered with `_*wait*_` until the add-on's step counter
+/// moved on from `at_step`, or after one round when the simulation was not advancing.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum StepState {
-    Idle,
-    /// Asked `sim.step` during pass `released_at`; answered once that pass completed.
-    Waiting {
-        released_at: u64,
-    },
+struct StepWait {
+    at_step: u64,
+    advancing: bool,
 }
 
+/// One client, as the add-on's `allClients[uuid]`.
 #[derive(Debug, Clone)]
 struct Client {
     timeout: Duration,
     last_seen: Instant,
-    stepping: bool,
-    step: StepState,
-    /// Pass (global index) this client last released with `sim.step`.
-    stepped_for: Option<u64>,
+    /// `steppingLevel`: the client steps while it is > 0.
+    level: i64,
+    /// `desiredStep`: the simulation holds at the add-on point while this is <= the step count.
+    desired_step: u64,
+    step: Option<StepWait>,
 }
 
-/// The server's clients and their stepping state.
+/// The server's clients and their stepping state, as the ZMQ remote API add-on keeps them
+/// (zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API server.lua; the same logic from
+/// coppeliasim-v4.6.0-rev0 to coppeliasim-v4.10.0-rev0).
 #[derive(Debug, Default)]
 pub struct RemoteState {
     clients: HashMap<String, Client>,
+    /// `currentStep`: add-on actuations completed in this run (reset after each run).
+    current_step: u64,
 }
 
 impl RemoteState {
@@ -204,17 +181,29 @@ impl RemoteState {
         Self::default()
     }
 
-    /// Number of known clients (the server polls about 2 ms per client per pass).
+    /// Number of known clients.
     pub fn client_count(&self) -> usize {
         self.clients.len()
     }
 
-    /// Whether a stepping client holds pass `gate` at its add-on point: it has not yet
-    /// asked `sim.step` for this pass (notes §5).
-    pub fn holding(&self, gate: u64) -> bool {
+    /// Whether a stepping client holds the pass at its add-on point: level > 0 and it has not
+    /// asked for this step yet (`sysCall_actuation`'s `waitForStep`).
+    pub fn holding(&self) -> bool {
         self.clients
             .values()
-            .any(|c| c.stepping && c.stepped_for != Some(gate))
+            .any(|c| c.level > 0 && c.desired_step <= self.current_step)
+    }
+
+    /// End of the add-on's actuation: `currentStep = currentStep + 1`.
+    pub fn end_of_actuation(&mut self) {
+        self.current_step += 1;
+    }
+
+    /// `sysCall_afterSimulation`: the step count restarts, clients' target steps and levels
+    /// are kept (so a stepping client of a run that was not stopped remotely keeps its
+    /// level, and its target step persists).
+    pub fn after_simulation(&mut self) {
+        self.current_step = 0;
     }
 
     /// Forgets clients idle for longer than their timeout.
@@ -233,9 +222,9 @@ impl RemoteState {
                     args,
                     timeout_s,
                 } => (uuid, func, args, timeout_s),
-                Request::Protocol1 | Request::WrongVersion(_) => return Reply::VersionMismatch(
-                    "client version does not match server version: the stand-in serves remote API \
-                     protocol 2 (CoppeliaSim 4.6+); use coppeliasim-zmqremoteapi-client 2.x"
+                Request::Protocol1 => return Reply::VersionMismatch(
+                    "The client ZeroMQ remote API version does not match CoppeliaSim's version \
+                     (the stand-in serves protocol 2: use coppeliasim-zmqremoteapi-client 2.x)"
                         .into(),
                 ),
             };
@@ -243,48 +232,67 @@ impl RemoteState {
             self.clients.remove(&uuid);
             return Reply::Empty;
         }
+        let current_step = self.current_step;
         let client = self.clients.entry(uuid).or_insert_with(|| Client {
             timeout: timeout_s
                 .filter(|t| t.is_finite() && *t > 0.0)
                 .map_or(DEFAULT_CLIENT_TIMEOUT, Duration::from_secs_f64),
             last_seen: now,
-            stepping: false,
-            step: StepState::Idle,
-            stepped_for: None,
+            level: 0,
+            desired_step: current_step,
+            step: None,
         });
         client.last_seen = now;
+        let version = sim.version();
         match func.as_str() {
-            "_*executed*_" => executed(client, sim),
-            "sim.step" => step(client, sim),
-            "sim.setStepping" => {
-                let previous = i64::from(client.stepping);
-                client.stepping = args.first().is_some_and(truthy);
-                Reply::Ret(vec![Value::Integer(previous.into())])
+            "_*executed*_" if client.step.is_some() => executed(client, current_step),
+            "sim.step" if api::has_function(version, "step", true) => {
+                step(client, current_step, sim.advancing())
+            }
+            "sim.setStepping" if api::has_function(version, "setStepping", true) => {
+                Reply::Ret(vec![Value::Integer(
+                    set_stepping(client, current_step, args.first()).into(),
+                )])
             }
             "sim.stopSimulation" => {
-                // A remote stop resets every client's stepping (notes §5).
+                // The add-on's wrapper: every client stops stepping
+                // (addOns/ZMQ remote API server.lua, sim.stopSimulation).
                 for c in self.clients.values_mut() {
-                    c.stepping = false;
+                    c.level = 0;
+                    c.desired_step = current_step + 10;
                 }
                 reply_of(sim.call("stopSimulation", &args))
             }
             "zmqRemoteApi.require" => module_reply(&args, Vec::new()),
-            "zmqRemoteApi.info" => module_reply(&args, vec![sim_info()]),
+            "zmqRemoteApi.info" => module_reply(&args, vec![sim_info(version)]),
             other => match other.strip_prefix("sim.") {
-                Some(name) if SIM_FUNCTIONS.contains(&name) => reply_of(sim.call(name, &args)),
+                Some(name) if api::has_function(version, name, true) => {
+                    reply_of(sim.call(name, &args))
+                }
                 _ => Reply::Err(format!("No such function: {other}")),
             },
         }
     }
 }
 
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Integer(i) => i128::from(*i) != 0,
-        Value::Null => false,
-        _ => true,
+/// Lua truthiness: only `false` and `nil` are false (0 is true).
+fn truthy(v: Option<&Value>) -> bool {
+    !matches!(v, None | Some(Value::Bool(false)) | Some(Value::Null))
+}
+
+/// `sim.setStepping(enabled)` as the add-on shadows it: +1 when Lua-true (taking the current
+/// step as target when the level was 0), −1 otherwise (not below 0); returns the previous level.
+fn set_stepping(client: &mut Client, current_step: u64, enabled: Option<&Value>) -> i64 {
+    let previous = client.level;
+    if truthy(enabled) {
+        if client.level == 0 {
+            client.desired_step = current_step;
+        }
+        client.level += 1;
+    } else if client.level > 0 {
+        client.level -= 1;
     }
+    previous
 }
 
 fn reply_of(result: Result<Vec<Value>, String>) -> Reply {
@@ -304,28 +312,26 @@ fn module_reply(args: &[Value], ret: Vec<Value>) -> Reply {
     }
 }
 
-/// `sim.step`: while the simulation advances, release the held pass and wait until it
-/// completed; while stopped or paused no pass can complete, so it returns at once.
-fn step(client: &mut Client, sim: &mut dyn SimControl) -> Reply {
-    match sim.gate_pass() {
-        Some(gate) => {
-            client.step = StepState::Waiting { released_at: gate };
-            client.stepped_for = Some(gate);
-            Reply::Wait
-        }
-        None => Reply::Ret(vec![]),
+/// The add-on's `sim.step`: while advancing, a stepping client releases this step; either way
+/// the client is told to wait (at least one `_*wait*_` round, even when stopped or paused).
+fn step(client: &mut Client, current_step: u64, advancing: bool) -> Reply {
+    if advancing && client.level > 0 {
+        client.desired_step = current_step + 1;
     }
+    client.step = Some(StepWait {
+        at_step: current_step,
+        advancing,
+    });
+    Reply::Wait
 }
 
-fn executed(client: &mut Client, sim: &mut dyn SimControl) -> Reply {
+/// `_*executed*_` after a `_*wait*_`: wait again while the step count has not moved (and the
+/// simulation was advancing when `sim.step` came), else `sim.step` returns.
+fn executed(client: &mut Client, current_step: u64) -> Reply {
     match client.step {
-        StepState::Waiting { released_at }
-            if sim.passes_done() <= released_at && sim.gate_pass().is_some() =>
-        {
-            Reply::Wait
-        }
+        Some(w) if w.advancing && w.at_step == current_step => Reply::Wait,
         _ => {
-            client.step = StepState::Idle;
+            client.step = None;
             Reply::Ret(vec![])
         }
     }
@@ -335,11 +341,20 @@ fn executed(client: &mut Client, sim: &mut dyn SimControl) -> Reply {
 mod tests {
     use super::*;
 
-    #[derive(Default)]
     struct FakeSim {
-        passes_done: u64,
-        gate: Option<u64>,
+        advancing: bool,
+        version: i64,
         calls: Vec<String>,
+    }
+
+    impl Default for FakeSim {
+        fn default() -> Self {
+            FakeSim {
+                advancing: true,
+                version: 40600,
+                calls: Vec::new(),
+            }
+        }
     }
 
     impl SimControl for FakeSim {
@@ -351,14 +366,14 @@ mod tests {
                 _ => Ok(vec![]),
             }
         }
-        fn passes_done(&self) -> u64 {
-            self.passes_done
-        }
-        fn gate_pass(&self) -> Option<u64> {
-            self.gate
-        }
         fn advancing(&self) -> bool {
-            self.gate.is_some()
+            self.advancing
+        }
+        fn version(&self) -> ProgramVersion {
+            ProgramVersion {
+                raw: self.version,
+                revision: 0,
+            }
         }
     }
 
@@ -377,16 +392,20 @@ mod tests {
         out
     }
 
+    fn int(i: i64) -> Value {
+        Value::Integer(i.into())
+    }
+
     #[test]
     fn decodes_the_python_clients_first_message() {
         let msg = Value::Map(vec![
             (text("func"), text("zmqRemoteApi.require")),
             (text("args"), Value::Array(vec![text("sim")])),
-            (text("argsL"), Value::Integer(1.into())),
+            (text("argsL"), int(1)),
             (text("uuid"), text("u-1")),
-            (text("ver"), Value::Integer(2.into())),
+            (text("ver"), int(2)),
             (text("lang"), text("python")),
-            (text("timeout"), Value::Integer(600.into())),
+            (text("timeout"), int(600)),
         ]);
         let req = decode_request(&encode(&msg)).unwrap();
         assert_eq!(
@@ -400,8 +419,10 @@ mod tests {
         );
     }
 
+    /// zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API server.lua, handleQueue:
+    /// only a missing uuid is refused; `ver` is not looked at.
     #[test]
-    fn protocol_1_and_wrong_versions_get_the_mismatch_reply() {
+    fn protocol_1_gets_the_mismatch_reply_and_ver_is_not_checked() {
         let p1 = Value::Map(vec![
             (text("func"), text("sim.getSimulationTime")),
             (text("args"), Value::Array(vec![])),
@@ -410,12 +431,12 @@ mod tests {
         let v3 = Value::Map(vec![
             (text("func"), text("f")),
             (text("uuid"), text("u")),
-            (text("ver"), Value::Integer(3.into())),
+            (text("ver"), int(3)),
         ]);
-        assert_eq!(
+        assert!(matches!(
             decode_request(&encode(&v3)).unwrap(),
-            Request::WrongVersion(3)
-        );
+            Request::Call { .. }
+        ));
         let mut state = RemoteState::new();
         let reply = state.handle(Request::Protocol1, Instant::now(), &mut FakeSim::default());
         let bytes = encode_reply(&reply);
@@ -431,20 +452,28 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode_request(b"\xff\x00garbage").is_err());
-        assert!(decode_request(&encode(&Value::Integer(3.into()))).is_err());
+        assert!(decode_request(&encode(&int(3))).is_err());
     }
 
     #[test]
     fn unknown_functions_and_error_escaping() {
         let mut state = RemoteState::new();
         let mut sim = FakeSim::default();
-        let r = state.handle(call("u", "sim.fly", vec![]), Instant::now(), &mut sim);
+        let now = Instant::now();
+        let r = state.handle(call("u", "sim.fly", vec![]), now, &mut sim);
         assert_eq!(r, Reply::Err("No such function: sim.fly".into()));
-        let r = state.handle(
-            call("u", "sim.getObject", vec![text("/x")]),
-            Instant::now(),
-            &mut sim,
+        let r = state.handle(call("u", "sim.setExtensionString", vec![]), now, &mut sim);
+        assert_eq!(
+            r,
+            Reply::Err("No such function: sim.setExtensionString".into())
         );
+        let r = state.handle(call("u", "sim.createScript", vec![]), now, &mut sim);
+        assert_eq!(
+            r,
+            Reply::Err("No such function: sim.createScript".into()),
+            "4.6 has no createScript"
+        );
+        let r = state.handle(call("u", "sim.getObject", vec![text("/x")]), now, &mut sim);
         let bytes = encode_reply(&r);
         let value: Value = ciborium::from_reader(&bytes[..]).unwrap();
         assert_eq!(
@@ -457,95 +486,148 @@ mod tests {
     }
 
     #[test]
-    fn info_values_are_all_maps() {
-        let Value::Map(entries) = sim_info() else {
+    fn info_values_are_all_maps_and_follow_the_version() {
+        let v = |raw| ProgramVersion { raw, revision: 0 };
+        let Value::Map(entries) = sim_info(v(40600)) else {
             panic!()
         };
         assert!(entries.iter().all(|(_, v)| matches!(v, Value::Map(_))));
         assert!(entries.iter().any(|(k, _)| k == &text("step")));
         assert!(entries.iter().any(|(k, v)| k == &text("simulation_stopped")
-            && v == &Value::Map(vec![(text("const"), Value::Integer(0.into()))])));
+            && v == &Value::Map(vec![(text("const"), int(0))])));
+        assert!(!entries.iter().any(|(k, _)| k == &text("createScript")));
+        let Value::Map(entries) = sim_info(v(40700)) else {
+            panic!()
+        };
+        assert!(entries.iter().any(|(k, _)| k == &text("createScript")));
     }
 
+    fn set_stepping(state: &mut RemoteState, sim: &mut FakeSim, uuid: &str, v: Value) -> Reply {
+        state.handle(call(uuid, "sim.setStepping", vec![v]), Instant::now(), sim)
+    }
+
+    /// addOns/ZMQ remote API server.lua, sim.setStepping: a level, +1 for Lua-true (0 is
+    /// true), −1 otherwise, previous level returned.
     #[test]
-    fn stepping_handshake_holds_and_releases_one_pass_per_step() {
+    fn stepping_is_a_level_counted_by_lua_truthiness() {
+        let mut state = RemoteState::new();
+        let mut sim = FakeSim::default();
+        let replies: Vec<Reply> = [
+            Value::Bool(true),
+            int(0),
+            Value::Bool(false),
+            Value::Null,
+            Value::Bool(false),
+            Value::Bool(false),
+        ]
+        .into_iter()
+        .map(|v| set_stepping(&mut state, &mut sim, "c", v))
+        .collect();
+        let levels: Vec<Reply> = [0, 1, 2, 1, 0, 0]
+            .into_iter()
+            .map(|l| Reply::Ret(vec![int(l)]))
+            .collect();
+        assert_eq!(replies, levels);
+    }
+
+    /// addOns/ZMQ remote API server.lua, sim.step and sysCall_actuation.
+    #[test]
+    fn a_step_releases_one_add_on_actuation() {
         let mut state = RemoteState::new();
         let mut sim = FakeSim::default();
         let now = Instant::now();
-        let r = state.handle(
-            call("c", "sim.setStepping", vec![Value::Bool(true)]),
-            now,
-            &mut sim,
-        );
-        assert_eq!(r, Reply::Ret(vec![Value::Integer(0.into())]));
+        set_stepping(&mut state, &mut sim, "c", Value::Bool(true));
         // Pass 0 reaches its add-on point: held until the client steps.
-        sim.gate = Some(0);
-        assert!(state.holding(0));
+        assert!(state.holding());
         assert_eq!(
             state.handle(call("c", "sim.step", vec![]), now, &mut sim),
             Reply::Wait
         );
-        assert!(!state.holding(0));
-        // Same pass still running: keep waiting.
+        assert!(!state.holding());
+        // Same step: keep waiting.
         assert_eq!(
             state.handle(call("c", "_*executed*_", vec![]), now, &mut sim),
             Reply::Wait
         );
-        // Pass 0 completed, pass 1 at its gate: the step returns, and pass 1 is held.
-        sim.passes_done = 1;
-        sim.gate = Some(1);
-        assert!(state.holding(1));
+        state.end_of_actuation();
+        // Next pass's add-on point: the step returns and this pass is held.
+        assert!(state.holding());
         assert_eq!(
             state.handle(call("c", "_*executed*_", vec![]), now, &mut sim),
             Reply::Ret(vec![])
         );
-        assert!(state.holding(1));
-        // setStepping returns the previous level.
-        let r = state.handle(
-            call("c", "sim.setStepping", vec![Value::Bool(false)]),
-            now,
-            &mut sim,
-        );
-        assert_eq!(r, Reply::Ret(vec![Value::Integer(1.into())]));
-        assert!(!state.holding(1));
+        assert!(state.holding());
+        set_stepping(&mut state, &mut sim, "c", Value::Bool(false));
+        assert!(!state.holding());
     }
 
+    /// addOns/ZMQ remote API server.lua, sim.step: `if not running then break` after one round.
     #[test]
-    fn remote_stop_resets_stepping_and_step_returns_when_stopped() {
+    fn step_while_stopped_answers_one_wait_round() {
         let mut state = RemoteState::new();
         let mut sim = FakeSim {
-            gate: Some(4),
-            ..Default::default()
+            advancing: false,
+            ..FakeSim::default()
         };
         let now = Instant::now();
-        state.handle(
-            call("a", "sim.setStepping", vec![Value::Bool(true)]),
-            now,
-            &mut sim,
-        );
-        state.handle(
-            call("b", "sim.setStepping", vec![Value::Bool(true)]),
-            now,
-            &mut sim,
-        );
-        assert!(state.holding(4));
-        state.handle(call("b", "sim.stopSimulation", vec![]), now, &mut sim);
-        assert!(!state.holding(4));
-        assert_eq!(sim.calls, ["stopSimulation"]);
-        sim.gate = None;
         assert_eq!(
             state.handle(call("a", "sim.step", vec![]), now, &mut sim),
+            Reply::Wait
+        );
+        assert_eq!(
+            state.handle(call("a", "_*executed*_", vec![]), now, &mut sim),
             Reply::Ret(vec![])
+        );
+    }
+
+    /// addOns/ZMQ remote API server.lua, the sim.stopSimulation wrapper.
+    #[test]
+    fn remote_stop_resets_every_clients_stepping() {
+        let mut state = RemoteState::new();
+        let mut sim = FakeSim::default();
+        let now = Instant::now();
+        set_stepping(&mut state, &mut sim, "a", Value::Bool(true));
+        set_stepping(&mut state, &mut sim, "b", Value::Bool(true));
+        assert!(state.holding());
+        state.handle(call("b", "sim.stopSimulation", vec![]), now, &mut sim);
+        assert!(!state.holding());
+        assert_eq!(sim.calls, ["stopSimulation"]);
+        assert_eq!(
+            set_stepping(&mut state, &mut sim, "a", Value::Bool(true)),
+            Reply::Ret(vec![int(0)])
+        );
+    }
+
+    /// addOns/ZMQ remote API server.lua, sysCall_afterSimulation resets currentStep only.
+    #[test]
+    fn the_target_step_survives_a_run_not_stopped_remotely() {
+        let mut state = RemoteState::new();
+        let mut sim = FakeSim::default();
+        let now = Instant::now();
+        set_stepping(&mut state, &mut sim, "c", Value::Bool(true));
+        for _ in 0..5 {
+            state.handle(call("c", "sim.step", vec![]), now, &mut sim);
+            state.end_of_actuation();
+            state.handle(call("c", "_*executed*_", vec![]), now, &mut sim);
+        }
+        // The run ends (e.g. a script stopped it): the level stays 1, the step count restarts
+        // while the client's target (5) persists, so the next run is not held until step 5.
+        state.after_simulation();
+        assert!(!state.holding());
+        for _ in 0..5 {
+            state.end_of_actuation();
+        }
+        assert!(state.holding());
+        assert_eq!(
+            set_stepping(&mut state, &mut sim, "c", Value::Bool(true)),
+            Reply::Ret(vec![int(1)])
         );
     }
 
     #[test]
     fn end_forgets_and_timeouts_expire_clients() {
         let mut state = RemoteState::new();
-        let mut sim = FakeSim {
-            gate: Some(0),
-            ..Default::default()
-        };
+        let mut sim = FakeSim::default();
         let t0 = Instant::now();
         let first = Request::Call {
             uuid: "x".into(),
@@ -554,7 +636,7 @@ mod tests {
             timeout_s: Some(1.0),
         };
         state.handle(first, t0, &mut sim);
-        assert!(state.holding(0));
+        assert!(state.holding());
         state.expire(t0 + Duration::from_millis(500));
         assert_eq!(state.client_count(), 1);
         state.expire(t0 + Duration::from_secs(2));
@@ -568,7 +650,7 @@ mod tests {
             state.handle(call("y", "_*end*_", vec![]), t0, &mut sim),
             Reply::Empty
         );
-        assert!(!state.holding(0));
+        assert!(!state.holding());
         assert_eq!(encode_reply(&Reply::Empty), [0xa0]);
     }
 

@@ -1,9 +1,13 @@
 //! The simulation state machine: which pass runs next, with which state and time.
 //!
 //! Pure: fed with requests (start, stop, pause) and pass completions, it returns what to run.
-//! The rules are CoppeliaSim's (notes §2): pass k runs at t = k·dt; a stop request runs two
-//! more passes ("about to stop", then "last before stop" with `sysCall_cleanup`), each
-//! advancing time; pause freezes time and runs no pass; each run starts from scratch.
+//! The rules are CoppeliaSim's (coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp,
+//! `advanceSimulationByOneStep`, `stopSimulation`, `pauseSimulation`): pass k runs at
+//! t = k·dt; the state of the next pass is decided when a pass completes, and requests are
+//! acted on only from the "running" state, so a stop runs "about to stop", then "last before
+//! stop" (with `sysCall_cleanup`) after the next running pass boundary; pause freezes time and
+//! runs no pass; a stop while paused resumes ("first after pause", then running) into those
+//! passes; each run starts from scratch.
 
 /// Simulation states with CoppeliaSim's numeric values (`sim.simulation_*`, notes §6): the
 /// same type the remote API client decodes, so server and client cannot disagree.
@@ -92,6 +96,7 @@ impl Scheduler {
             }
             SimState::Paused => {
                 self.state = SimState::FirstAfterPause;
+                self.pause_requested = false;
                 true
             }
             _ => {
@@ -101,13 +106,16 @@ impl Scheduler {
         }
     }
 
-    /// `sim.stopSimulation`: not immediate; two more passes run. From pause, the
-    /// simulation resumes into those two passes. Returns false when already stopped.
+    /// `sim.stopSimulation`: not immediate. From pause, the simulation resumes ("first after
+    /// pause") and stops from there (`CSimulation::stopSimulation`). Returns false when
+    /// already stopped.
     pub fn stop(&mut self) -> bool {
         match self.state {
             SimState::Stopped => false,
+            SimState::AboutToStop | SimState::LastBeforeStop => true,
             SimState::Paused => {
-                self.state = SimState::AboutToStop;
+                self.state = SimState::FirstAfterPause;
+                self.stop_requested = true;
                 true
             }
             _ => {
@@ -117,12 +125,15 @@ impl Scheduler {
         }
     }
 
-    /// `sim.pauseSimulation`: one "last before pause" pass, then paused. Ignored while
-    /// stopped or stopping. Returns whether the request was taken.
+    /// `sim.pauseSimulation`: taken only in the first-after-stop, running and
+    /// first-after-pause states and when no stop is requested (`CSimulation::pauseSimulation`).
+    /// Returns whether the request was taken.
     pub fn pause(&mut self) -> bool {
-        let stopping = self.stop_requested
-            || matches!(self.state, SimState::AboutToStop | SimState::LastBeforeStop);
-        let can = !stopping && !matches!(self.state, SimState::Stopped | SimState::Paused);
+        let can = !self.stop_requested
+            && matches!(
+                self.state,
+                SimState::FirstAfterStop | SimState::Running | SimState::FirstAfterPause
+            );
         if can {
             self.pause_requested = true;
         }
@@ -131,28 +142,21 @@ impl Scheduler {
 
     /// The pass to run next, or None when stopped or paused (no pass runs).
     pub fn next_pass(&self) -> Option<Pass> {
-        let state = self.upcoming_state()?;
+        if matches!(self.state, SimState::Stopped | SimState::Paused) {
+            return None;
+        }
         Some(Pass {
             index: self.next_index,
             time_s: self.time_s(),
-            state,
+            state: self.state,
             new_run: self.state == SimState::FirstAfterStop,
-            cleanup: state == SimState::LastBeforeStop,
+            cleanup: self.state == SimState::LastBeforeStop,
         })
     }
 
-    /// The state the next pass runs in, taking pending requests into account.
-    fn upcoming_state(&self) -> Option<SimState> {
-        match self.state {
-            SimState::Stopped | SimState::Paused => None,
-            SimState::Running if self.stop_requested => Some(SimState::AboutToStop),
-            SimState::Running if self.pause_requested => Some(SimState::LastBeforePause),
-            other => Some(other),
-        }
-    }
-
-    /// Records that `ran` (returned by [`Scheduler::next_pass`]) ran: time advances by dt
-    /// and the state moves on. Requests made during the pass apply to the next one.
+    /// Records that `ran` (returned by [`Scheduler::next_pass`]) ran: time advances by dt and
+    /// the state moves on; pending requests are acted on only from "running"
+    /// (`CSimulation::advanceSimulationByOneStep`).
     pub fn complete_pass(&mut self, ran: &Pass) {
         if ran.index != self.next_index
             || matches!(self.state, SimState::Stopped | SimState::Paused)
@@ -160,13 +164,18 @@ impl Scheduler {
             return;
         }
         self.next_index += 1;
-        self.state = match ran.state {
-            SimState::LastBeforeStop => SimState::Stopped,
-            SimState::AboutToStop => SimState::LastBeforeStop,
-            SimState::LastBeforePause => {
-                self.pause_requested = false;
-                SimState::Paused
+        self.state = match self.state {
+            SimState::Running if self.stop_requested => {
+                self.stop_requested = false;
+                SimState::AboutToStop
             }
+            SimState::Running if self.pause_requested => {
+                self.pause_requested = false;
+                SimState::LastBeforePause
+            }
+            SimState::LastBeforePause => SimState::Paused,
+            SimState::AboutToStop => SimState::LastBeforeStop,
+            SimState::LastBeforeStop => SimState::Stopped,
             _ => SimState::Running,
         };
         if self.state == SimState::Stopped {
@@ -215,22 +224,30 @@ mod tests {
             .all(|p| p.state == SimState::Running && !p.new_run));
     }
 
+    /// coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp, advanceSimulationByOneStep.
     #[test]
-    fn stop_runs_two_more_passes_with_cleanup_in_the_last() {
+    fn stop_between_running_passes_runs_two_more_passes_with_cleanup_in_the_last() {
         let mut s = Scheduler::new(0.1);
         s.start();
         run_passes(&mut s, 3);
         assert!(s.stop());
+        // Requested between passes: the next pass still runs as "running", the request is
+        // acted on when it completes.
         let tail = run_passes(&mut s, 10);
-        assert_eq!(tail.len(), 2);
-        assert_eq!(tail[0].state, SimState::AboutToStop);
-        assert!(!tail[0].cleanup);
-        assert_eq!(tail[1].state, SimState::LastBeforeStop);
-        assert!(tail[1].cleanup);
-        assert_eq!(tail[1].index, 4);
+        let states: Vec<_> = tail.iter().map(|p| p.state).collect();
+        assert_eq!(
+            states,
+            [
+                SimState::Running,
+                SimState::AboutToStop,
+                SimState::LastBeforeStop
+            ]
+        );
+        assert!(!tail[1].cleanup);
+        assert!(tail[2].cleanup);
         assert_eq!(s.state(), SimState::Stopped);
-        // Time is kept after the stop (5 passes ran).
-        assert_eq!(s.time_s(), 5.0 * 0.1);
+        // Time is kept after the stop (6 passes ran).
+        assert_eq!(s.time_s(), 6.0 * 0.1);
     }
 
     #[test]
@@ -240,8 +257,8 @@ mod tests {
         run_passes(&mut s, 2);
         assert!(s.pause());
         let p = run_passes(&mut s, 10);
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].state, SimState::LastBeforePause);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].state, SimState::LastBeforePause);
         assert_eq!(s.state().raw(), 8);
         let frozen = s.time_s();
         assert_eq!(s.next_pass(), None);
@@ -254,17 +271,39 @@ mod tests {
         assert_eq!(p[1].state, SimState::Running);
     }
 
+    /// coppeliaSimLib@coppeliasim-v4.7.0-rev2:simulation.cpp, stopSimulation (paused case).
     #[test]
-    fn stop_while_paused_runs_the_stop_passes() {
+    fn stop_while_paused_resumes_into_the_stop_passes() {
         let mut s = Scheduler::new(0.05);
         s.start();
-        run_passes(&mut s, 1);
+        run_passes(&mut s, 2);
         s.pause();
-        run_passes(&mut s, 1);
+        run_passes(&mut s, 10);
+        assert_eq!(s.state(), SimState::Paused);
         assert!(s.stop());
         let p = run_passes(&mut s, 10);
         let states: Vec<_> = p.iter().map(|p| p.state).collect();
-        assert_eq!(states, [SimState::AboutToStop, SimState::LastBeforeStop]);
+        assert_eq!(
+            states,
+            [
+                SimState::FirstAfterPause,
+                SimState::Running,
+                SimState::AboutToStop,
+                SimState::LastBeforeStop
+            ]
+        );
+    }
+
+    /// A request during the first pass is acted on only from "running".
+    #[test]
+    fn requests_wait_for_the_running_state() {
+        let mut s = Scheduler::new(0.05);
+        s.start();
+        let first = s.next_pass().unwrap();
+        assert!(s.pause());
+        s.complete_pass(&first);
+        let states: Vec<_> = run_passes(&mut s, 10).iter().map(|p| p.state).collect();
+        assert_eq!(states, [SimState::Running, SimState::LastBeforePause]);
     }
 
     #[test]
@@ -304,7 +343,7 @@ mod tests {
         s.stop();
         assert!(!s.pause());
         assert!(!s.set_dt_s(0.01));
-        run_passes(&mut s, 3);
+        run_passes(&mut s, 10);
         assert!(s.set_dt_s(0.01));
         assert!(!s.set_dt_s(-1.0));
     }

@@ -1,8 +1,6 @@
-//! The `sim` API seen by child scripts and by remote clients: shared state, constants,
-//! parameters, and the Lua `sim` table.
-//!
-//! Behaviour follows `/work/shared/coppeliasim-notes.md` §2–§4 and §6 (CoppeliaSim 4.6+:
-//! `require('sim')` returns the table).
+//! The `sim` API seen by child scripts and by remote clients: shared state, parameters, and
+//! the Lua `sim` table. Which names exist is decided by [`super::api::SIM_API`] for the
+//! version the stand-in claims.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -12,57 +10,17 @@ use std::time::Instant;
 
 use mlua::{Lua, MultiValue, Table, Value};
 
+use super::api;
 use super::scheduler::SimState;
-use crate::scene::parse::{extension_value, Scene};
+use crate::remote_api::ProgramVersion;
+use crate::scene::parse::{extension_value, Scene, ScriptKind};
 
-/// `sim.intparam_program_version` the stand-in reports: 4.6.0 (the first version with
-/// remote API protocol 2 and `sysCall_thread`; documented in docs/STANDIN.md).
-pub const PROGRAM_VERSION: i64 = 40600;
-/// `sim.intparam_program_revision` the stand-in reports.
-pub const PROGRAM_REVISION: i64 = 0;
-
-/// Numeric constants of the `sim` namespace (notes §6), shared by the Lua table and the
-/// remote API's `zmqRemoteApi.info`.
-pub const CONSTANTS: &[(&str, i64)] = &[
-    ("simulation_stopped", 0),
-    ("simulation_paused", 8),
-    ("simulation_advancing", 16),
-    ("simulation_advancing_firstafterstop", 16),
-    ("simulation_advancing_running", 17),
-    ("simulation_advancing_lastbeforepause", 19),
-    ("simulation_advancing_firstafterpause", 20),
-    ("simulation_advancing_abouttostop", 21),
-    ("simulation_advancing_lastbeforestop", 22),
-    ("floatparam_simulation_time_step", 1),
-    ("boolparam_realtime_simulation", 25),
-    ("boolparam_headless", 34),
-    ("intparam_program_version", 1),
-    ("intparam_program_revision", 30),
-    ("intparam_speedmodifier", 36),
-    ("handle_all", -2),
-    ("handle_self", -4),
-    ("handle_world", -1),
-    ("handle_scene", -12),
-    ("object_dummy_type", 4),
-    ("scripttype_main", 0),
-    ("scripttype_childscript", 1),
-    ("scripttype_simulation", 1),
-    ("scripttype_addon", 2),
-    ("scripttype_customization", 6),
-    ("stringparam_scene_path_and_name", 13),
-    ("stringparam_scene_path", 14),
-    ("stringparam_scene_name", 15),
-    ("verbosity_none", 100),
-    ("verbosity_errors", 200),
-    ("verbosity_warnings", 300),
-    ("verbosity_loadinfos", 400),
-    ("verbosity_scripterrors", 420),
-    ("verbosity_scriptwarnings", 430),
-    ("verbosity_scriptinfos", 450),
-    ("verbosity_infos", 500),
-    ("verbosity_debug", 600),
-    ("verbosity_trace", 700),
-];
+/// The version the stand-in claims by default: 4.6.0 (the first with remote API protocol 2
+/// and `sysCall_thread`; `--version` chooses another).
+pub const DEFAULT_VERSION: ProgramVersion = ProgramVersion {
+    raw: crate::scene::parse::DEFAULT_VERSION,
+    revision: 0,
+};
 
 /// Verbosity of script errors in CoppeliaSim's log (notes §2).
 pub const VERBOSITY_SCRIPTERRORS: i64 = 420;
@@ -120,6 +78,8 @@ fn verbosity_name(v: i64) -> &'static str {
 /// each pass. Lives on the simulation thread only.
 #[derive(Debug)]
 pub struct SimView {
+    /// The version claimed (`sim.intparam_program_version`, and which names exist).
+    pub version: ProgramVersion,
     pub scene: Rc<Scene>,
     pub state: SimState,
     pub time_s: f64,
@@ -156,8 +116,8 @@ impl SimView {
 
     pub fn int32_param(&self, param: i64) -> Option<i64> {
         match param {
-            1 => Some(PROGRAM_VERSION),
-            30 => Some(PROGRAM_REVISION),
+            1 => Some(self.version.raw),
+            30 => Some(self.version.revision),
             36 => Some(0),
             _ => None,
         }
@@ -181,42 +141,98 @@ pub fn unknown_param(kind: &str, param: i64) -> String {
     format!("{kind} parameter {param} is not supported by the stand-in (see docs/STANDIN.md)")
 }
 
-/// Per-script flags the `sim` functions change.
-#[derive(Debug)]
+/// A script's auto-yield "forbid level" (`CScriptObject::changeAutoYieldingForbidLevel`,
+/// coppeliaSimLib@coppeliasim-v4.7.0-rev2:scriptObject.cpp): `sim.setStepping(true)` and
+/// `sim.setThreadAutomaticSwitch(false)` raise it, their opposites lower it (not below 0), a
+/// number sets it; while it is 0 a running coroutine is pre-empted after about 2 ms.
+#[derive(Debug, Default)]
 pub struct ScriptFlags {
-    /// `sim.setStepping(true)`: no automatic thread switch.
-    pub stepping: Cell<bool>,
-    /// `sim.setThreadAutomaticSwitch(false)`: same effect, older API.
-    pub auto_switch: Cell<bool>,
-}
-
-impl Default for ScriptFlags {
-    fn default() -> Self {
-        ScriptFlags {
-            stepping: Cell::new(false),
-            auto_switch: Cell::new(true),
-        }
-    }
+    pub forbid_level: Cell<i64>,
 }
 
 impl ScriptFlags {
-    /// Whether the 2 ms pre-emption of `sysCall_thread` applies (notes §2).
+    /// Whether the 2 ms pre-emption applies (`CScriptObject::shouldAutoYield`).
     pub fn preemptible(&self) -> bool {
-        !self.stepping.get() && self.auto_switch.get()
+        self.forbid_level.get() == 0
+    }
+
+    /// Changes the level by `dx` (or sets it), returning the previous level.
+    fn change(&self, dx: i64, absolute: bool) -> i64 {
+        let previous = self.forbid_level.get();
+        let next = if absolute { dx } else { (previous + dx).max(0) };
+        self.forbid_level.set(next);
+        previous
     }
 }
 
 /// What a script's `sim` table needs to know about its script.
 #[derive(Debug, Clone)]
 pub struct ScriptIdentity {
+    /// Scene object the script belongs to: the object of a legacy child script, or the
+    /// script object itself (4.7+).
     pub object: usize,
-    pub alias: String,
+    /// The object `sim.getObject` paths start from: the script object, or its parent when the
+    /// script object's "parent is proxy" option is on; the object itself for a legacy child
+    /// script (coppeliaSimLib@coppeliasim-v4.7.0-rev2:simInternal.cpp, simGetObject_internal).
+    pub emitter: Option<usize>,
+    /// Log origin, e.g. `/Dummy0@childScript`.
+    pub origin: String,
     pub flags: Rc<ScriptFlags>,
 }
 
 impl ScriptIdentity {
+    /// The identity of the script of scene object `object` in `version`.
+    pub fn new(scene: &Scene, object: usize, version: ProgramVersion) -> Self {
+        let o = &scene.objects[object];
+        let emitter = match o.script_kind {
+            ScriptKind::Object {
+                parent_is_proxy: true,
+            } => o.parent,
+            _ => Some(object),
+        };
+        ScriptIdentity {
+            object,
+            emitter,
+            origin: origin(scene, object, version),
+            flags: Rc::new(ScriptFlags::default()),
+        }
+    }
+
     pub fn origin(&self) -> String {
-        format!("{}@childScript", self.alias)
+        self.origin.clone()
+    }
+}
+
+/// Log origin of a script (`CScriptObject::getShortDescriptiveName`): the object's short
+/// path with a leading `/`; legacy child scripts add `@childScript` up to 4.6
+/// (coppeliaSimLib@coppeliasim-v4.6.0-rev18:scriptObject.cpp) and `@simulationScript` from
+/// 4.7 (coppeliaSimLib@coppeliasim-v4.7.0-rev0:scriptObject.cpp); a script object adds nothing.
+pub fn origin(scene: &Scene, object: usize, version: ProgramVersion) -> String {
+    let path = scene.short_path(object);
+    match scene.objects[object].script_kind {
+        ScriptKind::Object { .. } => path,
+        ScriptKind::Child if version.raw >= api::V4_7 => format!("{path}@simulationScript"),
+        ScriptKind::Child => format!("{path}@childScript"),
+    }
+}
+
+/// `sim.getObjectType` of a scene object kind (include@coppeliasim-v4.7.0-rev0:simConst.h,
+/// scene object types).
+pub fn object_type(kind: &str) -> i64 {
+    match kind {
+        "shape" => 0,
+        "joint" => 1,
+        "graph" => 2,
+        "camera" => 3,
+        "dummy" => 4,
+        "proximitySensor" => 5,
+        "path" => 8,
+        "visionSensor" => 9,
+        "forceSensor" => 12,
+        "light" => 13,
+        "ocTree" => 15,
+        "pointCloud" => 16,
+        _ => 17, // script
     }
 }
 
@@ -232,21 +248,39 @@ fn to_i64(v: &Value) -> Option<i64> {
     }
 }
 
-/// Builds the `sim` table for one script, registers it as global `sim` and as
-/// `package.loaded.sim` (4.6+: `require('sim')` returns it).
+/// Builds the `sim` table for one script, registers it as global `sim` and, from 4.6, as
+/// `package.loaded.sim` (`require('sim')` returns it). Only the names [`api::SIM_API`] gives
+/// the claimed version are left in it: anything else is `nil`, as in CoppeliaSim.
 pub fn register(lua: &Lua, view: SharedView, me: ScriptIdentity) -> mlua::Result<Table> {
     let sim = lua.create_table()?;
-    for (name, value) in CONSTANTS {
-        sim.set(*name, *value)?;
-    }
     add_clock_functions(lua, &sim, &view)?;
     add_object_functions(lua, &sim, &view, &me)?;
     add_param_functions(lua, &sim, &view)?;
     add_thread_functions(lua, &sim, &me)?;
     add_log_functions(lua, &sim, &view, &me)?;
+    let version = view.borrow().version;
+    let names: Vec<String> = sim
+        .pairs::<String, Value>()
+        .filter_map(|kv| kv.ok())
+        .map(|(k, _)| k)
+        .collect();
+    for name in names {
+        if !api::has_function(version, &name, false) {
+            sim.set(name, Value::Nil)?;
+        }
+    }
+    for (name, value) in api::constants(version) {
+        sim.set(name, value)?;
+    }
     lua.globals().set("sim", sim.clone())?;
     let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
-    loaded.set("sim", sim.clone())?;
+    if version.raw >= api::V4_6 {
+        loaded.set("sim", sim.clone())?;
+    } else {
+        // 4.3-4.5: sim.lua is a plain chunk that fills the global `sim`, so require('sim')
+        // gives `true` (notes §2, inferred from lua@coppeliasim-v4.5.1-rev4:sim.lua).
+        loaded.set("sim", true)?;
+    }
     Ok(sim)
 }
 
@@ -280,24 +314,31 @@ fn add_object_functions(
     view: &SharedView,
     me: &ScriptIdentity,
 ) -> mlua::Result<()> {
-    let (v, own) = (view.clone(), me.object);
+    let (v, emitter) = (view.clone(), me.emitter);
     sim.set(
         "getObject",
         lua.create_function(move |_, (path, options): (String, Option<Table>)| {
-            let no_error = options.is_some_and(|o| {
-                o.get::<bool>("noError").unwrap_or(false)
-                    || o.get::<i64>("option").unwrap_or(0) & 1 == 1
-            });
-            let view = v.borrow();
-            let found = match path.as_str() {
-                "." => Some(own),
-                ":" => view.scene.objects[own].parent,
-                p => view.scene.find_path(p),
+            let (no_error, proxy) = match options {
+                Some(o) => (
+                    o.get::<Option<bool>>("noError")?.unwrap_or(false),
+                    o.get::<Option<i64>>("proxy")?,
+                ),
+                None => (false, None),
             };
-            match found {
+            let view = v.borrow();
+            let from = match proxy {
+                Some(h) => Some(
+                    view.index_of(h)
+                        .ok_or_else(|| lua_err("invalid proxy object"))?,
+                ),
+                None => emitter,
+            };
+            match view.scene.resolve(from, &path) {
                 Some(i) => Ok(SimView::handle_of(i)),
                 None if no_error => Ok(-1),
-                None => Err(lua_err(format!("object does not exist: {path}"))),
+                None => Err(lua_err(format!(
+                    "object does not exist or ill-formatted path: {path}"
+                ))),
             }
         })?,
     )?;
@@ -306,10 +347,26 @@ fn add_object_functions(
         "getObjectAlias",
         lua.create_function(move |_, (handle, _options): (i64, Option<i64>)| {
             let view = v.borrow();
-            let i = view
-                .index_of(handle)
-                .ok_or_else(|| lua_err("object does not exist"))?;
+            let i = view.object(handle)?;
             Ok(view.scene.objects[i].alias.clone())
+        })?,
+    )?;
+    let v = view.clone();
+    sim.set(
+        "getObjectType",
+        lua.create_function(move |_, handle: i64| {
+            let view = v.borrow();
+            let i = view.object(handle)?;
+            Ok(object_type(&view.scene.objects[i].kind))
+        })?,
+    )?;
+    let v = view.clone();
+    sim.set(
+        "getObjectParent",
+        lua.create_function(move |_, handle: i64| {
+            let view = v.borrow();
+            let i = view.object(handle)?;
+            Ok(view.scene.objects[i].parent.map_or(-1, SimView::handle_of))
         })?,
     )?;
     let v = view.clone();
@@ -317,19 +374,39 @@ fn add_object_functions(
         "getExtensionString",
         lua.create_function(
             move |_, (handle, _index, key): (i64, Option<i64>, Option<String>)| {
-                let view = v.borrow();
-                let i = view
-                    .index_of(handle)
-                    .ok_or_else(|| lua_err("object does not exist"))?;
-                let ext = &view.scene.objects[i].extension;
-                Ok(match key {
-                    None => Some(ext.clone()),
-                    Some(k) => extension_value(ext, &k).map(str::to_owned),
-                })
+                v.borrow()
+                    .extension_string(handle, key.as_deref().unwrap_or(""))
+                    .map_err(lua_err)
             },
         )?,
     )?;
     Ok(())
+}
+
+impl SimView {
+    /// Scene object index of `handle`, or CoppeliaSim's error.
+    fn object(&self, handle: i64) -> mlua::Result<usize> {
+        self.index_of(handle)
+            .ok_or_else(|| lua_err("object does not exist"))
+    }
+
+    /// `sim.getExtensionString(handle, -1, key)`: `None` when empty or the key is missing;
+    /// handle -1 is the scene's own (empty) extension string
+    /// (coppeliaSimLib@coppeliasim-v4.7.0-rev2:simInternal.cpp, simGetExtensionString_internal).
+    pub fn extension_string(&self, handle: i64, key: &str) -> Result<Option<String>, String> {
+        if handle == -1 {
+            return Ok(None);
+        }
+        let i = self
+            .index_of(handle)
+            .ok_or_else(|| "object does not exist".to_owned())?;
+        let ext = &self.scene.objects[i].extension;
+        Ok(if key.is_empty() {
+            Some(ext.clone()).filter(|e| !e.is_empty())
+        } else {
+            extension_value(ext, key)
+        })
+    }
 }
 
 fn add_param_functions(lua: &Lua, sim: &Table, view: &SharedView) -> mlua::Result<()> {
@@ -381,39 +458,41 @@ fn add_param_functions(lua: &Lua, sim: &Table, view: &SharedView) -> mlua::Resul
 }
 
 fn add_thread_functions(lua: &Lua, sim: &Table, me: &ScriptIdentity) -> mlua::Result<()> {
+    // sim.lua (lua@coppeliasim-v4.7.0-rev2): setStepping(enable) calls setAutoYield(not
+    // enable) for a boolean-ish value, setAutoYield(n) for a number; setAutoYield returns the
+    // previous forbid level (coppeliaSimLib@coppeliasim-v4.7.0-rev2:luaScriptFunctions.cpp,
+    // _setAutoYield).
     let flags = me.flags.clone();
     sim.set(
         "setStepping",
-        lua.create_function(move |_, enable: bool| {
-            let previous = i64::from(flags.stepping.replace(enable));
-            Ok(previous)
+        lua.create_function(move |_, enable: Value| {
+            Ok(match enable {
+                Value::Integer(n) => flags.change(n, true),
+                Value::Number(n) => flags.change(n as i64, true),
+                Value::Nil | Value::Boolean(false) => flags.change(-1, false),
+                _ => flags.change(1, false),
+            })
         })?,
     )?;
     let flags = me.flags.clone();
     sim.set(
         "setThreadAutomaticSwitch",
         lua.create_function(move |_, enable: Value| {
-            let enable = match enable {
-                Value::Boolean(b) => b,
-                other => to_i64(&other).is_some_and(|i| i != 0),
-            };
-            let previous = i64::from(!flags.auto_switch.replace(enable));
-            Ok(previous)
+            let allow = !matches!(enable, Value::Nil | Value::Boolean(false));
+            Ok(flags.change(if allow { -1 } else { 1 }, false))
         })?,
     )?;
-    // sim.step / sim.switchThread yield the sysCall_thread coroutine: written in Lua
-    // because a Rust function cannot yield in Lua 5.3.
+    // sim.step / sim.switchThread yield the running coroutine: written in Lua because a Rust
+    // function cannot yield in Lua 5.3. Outside a coroutine they return silently, as sim.yield
+    // does (`local thread, yieldForbidden = coroutine.running(); if not yieldForbidden then
+    // coroutine.yield() end`, lua@coppeliasim-v4.7.0-rev2:sim.lua).
     let yielders: Table = lua
         .load(
-            r#"local function yielder(name)
-    return function()
-        if not coroutine.isyieldable() then
-            error(name .. ': can only be called from a thread (sysCall_thread or a coroutine)', 2)
-        end
-        coroutine.yield()
-    end
+            r#"local function yield()
+    local _, main = coroutine.running()
+    if not main then coroutine.yield() end
 end
-return { step = yielder('sim.step'), switchThread = yielder('sim.switchThread') }"#,
+return { step = function() yield() end, switchThread = function() yield() end }"#,
         )
         .set_name("=sim")
         .eval()?;
@@ -431,7 +510,7 @@ fn add_log_functions(
     view: &SharedView,
     me: &ScriptIdentity,
 ) -> mlua::Result<()> {
-    let (v, origin) = (view.clone(), me.origin());
+    let (v, origin) = (view.clone(), me.origin.clone());
     sim.set(
         "addLog",
         lua.create_function(move |_, args: MultiValue| {

@@ -161,7 +161,11 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     }
 
     /// Turns our stepping on, exactly one level: `sim.setStepping` counts levels per client
-    /// and returns the previous one, so undo an extra level if we already had one.
+    /// (+1 for true, −1 for false, not below 0) and returns the previous one, so undo an extra
+    /// level if we already had one. Only a remote `sim.stopSimulation` resets the level; a run
+    /// stopped otherwise keeps it, so after a restart this finds 1 and leaves 1
+    /// (zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API server.lua, sim.setStepping,
+    /// the sim.stopSimulation wrapper, sysCall_afterSimulation).
     fn ensure_stepping(&mut self) -> Result<(), RemoteError> {
         if self.client.set_stepping(true)? > 0 {
             self.client.set_stepping(false)?;

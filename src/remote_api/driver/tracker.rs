@@ -23,8 +23,9 @@ pub struct Poll {
 pub struct Observation {
     pub events: Vec<DriverEvent>,
     /// A stop happened since the last poll (state went through stopped, or time went
-    /// back): a remote `sim.stopSimulation` resets every client's stepping (notes §5), so
-    /// a stepping driver must enable it again.
+    /// back): a remote `sim.stopSimulation` resets every client's stepping level, another
+    /// stop keeps it (zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API server.lua),
+    /// so a stepping driver makes sure its level is exactly 1 again.
     pub stepping_may_be_lost: bool,
 }
 
