@@ -12,6 +12,12 @@ use roxmltree::{Document, Node};
 /// Simulation time step CoppeliaSim uses when a scene gives none (notes §2), seconds.
 pub const DEFAULT_DT_S: f64 = 0.05;
 
+/// Deepest object hierarchy accepted (a root object is at depth 1). Far beyond real scenes
+/// (an arm or a rope is tens to a few hundred levels); it bounds the recursive walks over
+/// the hierarchy (`collect_objects`, `Scene::script_order`) for any input: without it,
+/// 100 000 nested dummies (5 MB) overflow a 2 MiB thread stack and abort the process.
+pub const MAX_OBJECT_DEPTH: usize = 1000;
+
 /// Element names of CoppeliaSim scene objects that the simple XML format can hold.
 const OBJECT_TAGS: &[&str] = &[
     "dummy",
@@ -79,6 +85,10 @@ pub enum SceneError {
     WrongFileType { line: u32, found: String },
     #[error("scene line {line}: <{kind}> has neither <alias> nor <name> in <common>: add <alias>")]
     MissingAlias { line: u32, kind: String },
+    #[error(
+        "scene line {line}: <{kind}> is nested more than {max} objects deep: flatten the hierarchy"
+    )]
+    TooDeep { line: u32, kind: String, max: usize },
     #[error("scene line {line}: <{element}> is {value:?}, expected {expected}")]
     BadValue {
         line: u32,
@@ -175,7 +185,7 @@ pub fn parse_scene(xml: &str) -> Result<Scene, SceneError> {
     if let Some(sim) = child(root, "simulation") {
         read_simulation(&doc, sim, &mut scene)?;
     }
-    collect_objects(&doc, root, None, &mut scene.objects)?;
+    collect_objects(&LineIndex::new(xml), root, None, 1, &mut scene.objects)?;
     Ok(scene)
 }
 
@@ -220,27 +230,35 @@ fn read_simulation(doc: &Document, sim: Node, scene: &mut Scene) -> Result<(), S
 }
 
 fn collect_objects(
-    doc: &Document,
+    lines: &LineIndex,
     node: Node,
     parent: Option<usize>,
+    depth: usize,
     objects: &mut Vec<SceneObject>,
 ) -> Result<(), SceneError> {
     for element in node.children().filter(|n| n.is_element()) {
         if !OBJECT_TAGS.contains(&element.tag_name().name()) {
             continue;
         }
+        if depth > MAX_OBJECT_DEPTH {
+            return Err(SceneError::TooDeep {
+                line: lines.line_of(element),
+                kind: element.tag_name().name().to_owned(),
+                max: MAX_OBJECT_DEPTH,
+            });
+        }
         let index = objects.len();
-        objects.push(read_object(doc, element, parent)?);
+        objects.push(read_object(lines, element, parent)?);
         if let Some(p) = parent {
             objects[p].children.push(index);
         }
-        collect_objects(doc, element, Some(index), objects)?;
+        collect_objects(lines, element, Some(index), depth + 1, objects)?;
     }
     Ok(())
 }
 
 fn read_object(
-    doc: &Document,
+    lines: &LineIndex,
     element: Node,
     parent: Option<usize>,
 ) -> Result<SceneObject, SceneError> {
@@ -256,7 +274,7 @@ fn read_object(
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| name.clone());
     let kind = element.tag_name().name().to_owned();
-    let line = line_of(doc, element);
+    let line = lines.line_of(element);
     if alias.is_empty() {
         return Err(SceneError::MissingAlias { line, kind });
     }
@@ -302,6 +320,24 @@ fn child<'a, 'i>(node: Node<'a, 'i>, tag: &str) -> Option<Node<'a, 'i>> {
 
 fn line_of(doc: &Document, node: Node) -> u32 {
     doc.text_pos_at(node.range().start).row
+}
+
+/// Where the lines of the scene text start, so an object's line is a binary search.
+/// roxmltree's `text_pos_at` (kept for one-off errors) walks the text from its start: once
+/// per object, loading was quadratic (2 000 flat dummies, 100 kB: 8 s in the fuzz build).
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let after_newlines = text.match_indices('\n').map(|(i, _)| i + 1);
+        Self(std::iter::once(0).chain(after_newlines).collect())
+    }
+
+    /// 1-based line of a node, counted as roxmltree counts rows (one per `\n`).
+    fn line_of(&self, node: Node) -> u32 {
+        let starts = self.0.partition_point(|&start| start <= node.range().start);
+        u32::try_from(starts).unwrap_or(u32::MAX)
+    }
 }
 
 fn bad_value(doc: &Document, node: Node, expected: &'static str) -> SceneError {
@@ -399,6 +435,25 @@ print('parent')
     }
 
     #[test]
+    fn object_lines_are_roxmltree_rows() {
+        let xml = SCENE.replace("<dummy>", "\r\n<dummy>\n");
+        let doc = Document::parse(&xml).unwrap();
+        let rows: Vec<u32> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("dummy"))
+            .map(|n| line_of(&doc, n))
+            .collect();
+        let lines: Vec<u32> = parse_scene(&xml)
+            .unwrap()
+            .objects
+            .iter()
+            .map(|o| o.line)
+            .collect();
+        assert_eq!(lines, rows);
+        assert_eq!(lines, [9, 16, 24, 30]);
+    }
+
+    #[test]
     fn finds_paths() {
         let scene = parse_scene(SCENE).unwrap();
         assert_eq!(scene.find_path("/Parent"), Some(0));
@@ -433,6 +488,55 @@ print('parent')
         assert!(matches!(err, SceneError::WrongRoot { .. }), "{err}");
         let err = parse_scene("<CoppeliaSim><filetype>scene</filetype></CoppeliaSim>").unwrap_err();
         assert!(matches!(err, SceneError::WrongFileType { .. }), "{err}");
+    }
+
+    /// `depth` dummies, each inside the previous one.
+    fn nested_dummies(depth: usize) -> String {
+        let open = "<dummy><common><alias>d</alias></common>".repeat(depth);
+        format!(
+            "<CoppeliaSim>{open}{}</CoppeliaSim>",
+            "</dummy>".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn object_hierarchy_up_to_the_limit_is_accepted() {
+        // On a test thread's 2 MiB stack in a debug build: the walks fit at the limit.
+        let scene = parse_scene(&nested_dummies(MAX_OBJECT_DEPTH)).unwrap();
+        assert_eq!(scene.objects.len(), MAX_OBJECT_DEPTH);
+        assert_eq!(
+            scene.objects.last().unwrap().parent,
+            Some(MAX_OBJECT_DEPTH - 2)
+        );
+        assert_eq!(scene.script_order(), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn deeper_object_hierarchy_is_an_error_not_a_stack_overflow() {
+        let err = parse_scene(&nested_dummies(100_000)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SceneError::TooDeep {
+                    line: 1,
+                    max: MAX_OBJECT_DEPTH,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deeply_nested_elements_do_not_overflow_the_stack() {
+        // roxmltree 0.20 recursed once per element level and overflowed at about 20 000
+        // levels (a 140 kB file); 0.21.2 parses element content iteratively.
+        let xml = format!(
+            "<CoppeliaSim>{}{}</CoppeliaSim>",
+            "<a>".repeat(200_000),
+            "</a>".repeat(200_000)
+        );
+        assert!(parse_scene(&xml).unwrap().objects.is_empty());
     }
 
     #[test]
