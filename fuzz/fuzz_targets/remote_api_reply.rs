@@ -10,6 +10,7 @@
 //!   decodes to the same function, arguments, uuid and argument count.
 //!
 //! Values are compared through their CBOR encoding: NaN floats are not equal to themselves.
+//! Values holding bignum tags are left out of the round trips (see `has_bignum`).
 //!
 //! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run remote_api_reply` (or `scripts/fuzz.sh`).
 #![no_main]
@@ -45,6 +46,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(back.func, req.func);
         assert_eq!(back.uuid.as_deref(), Some(uuid.as_str()));
         assert_eq!(back.args_len, i64::try_from(req.args.len()).ok());
+        if req.args.iter().any(has_bignum) {
+            return;
+        }
         assert_eq!(
             encode_value(&Value::Array(back.args)),
             encode_value(&Value::Array(req.args))
@@ -54,6 +58,9 @@ fuzz_target!(|data: &[u8]| {
 
 fn check_reply_round_trip(reply: Reply) {
     let bytes = match &reply {
+        Reply::Ret(values) | Reply::Func { args: values, .. } if values.iter().any(has_bignum) => {
+            return
+        }
         Reply::Ret(values) => encode_ret(values.clone()),
         Reply::Func { name, args } => encode_func(name, args.clone()),
         // The add-on's escaping is ambiguous for texts that themselves contain `_=` (such as
@@ -80,5 +87,22 @@ fn cbor<E: std::fmt::Debug>(r: &Result<Reply, E>) -> Vec<u8> {
         ]
         .concat(),
         other => format!("{other:?}").into_bytes(),
+    }
+}
+
+/// Whether a value holds a bignum tag (RFC 8949 §3.4.3: tags 2 and 3). ciborium decodes a
+/// bignum over a definite-length byte string as an integer but keeps one over anything else
+/// (an indefinite-length string, another tag) as a tag, so `c3 c3 5f ff` decodes to
+/// Tag(3, Tag(3, b"")), which encodes to `c3 c3 40`, which decodes to Tag(3, -1): such values
+/// do not survive a re-encoding (found by this target). Neither CoppeliaSim's add-on nor its
+/// clients send bignums, and the bridge reads numbers through `as_f64`/`as_i64`, so these
+/// values are left out of the round-trip checks only.
+fn has_bignum(v: &Value) -> bool {
+    match v {
+        Value::Tag(2 | 3, _) => true,
+        Value::Tag(_, inner) => has_bignum(inner),
+        Value::Array(items) => items.iter().any(has_bignum),
+        Value::Map(entries) => entries.iter().any(|(k, x)| has_bignum(k) || has_bignum(x)),
+        _ => false,
     }
 }
