@@ -67,6 +67,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write report.html for a run directory.
     Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(crate::commands::completions::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory.
+    Man(crate::commands::completions::ManArgs),
 }
 
 /// Parses wall-clock durations such as `10s`, `500ms`, `2m` (a bare number is seconds).

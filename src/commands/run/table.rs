@@ -39,7 +39,7 @@ pub fn summary_table(s: &RunSnapshot) -> String {
         let rtt = sim.remote_rtt.as_ref();
         let _ = writeln!(
             out,
-            "simulation: {} {}, sim time {} s, RTF 1s/10s/total/worst {}/{}/{}/{}, remote RTT p50/p99 {}/{} µs, unreachable {:.1} s",
+            "simulation: {} {}, sim time {} s, RTF 1s/10s/total/worst {}/{}/{}/{}, remote call RTT (served once per pass) p50/p99 {}/{} µs, unreachable {:.1} s",
             sim.state,
             sim.version.as_deref().unwrap_or(""),
             opt(sim.sim_time_s, 3),
@@ -51,14 +51,23 @@ pub fn summary_table(s: &RunSnapshot) -> String {
             opt(rtt.map(|r| r.p99_us), 0),
             sim.disconnected_s,
         );
+        if let Some(idle) = &sim.remote_rtt_idle {
+            let _ = writeln!(
+                out,
+                "simulation: remote call RTT while stopped/paused p50/p99 {}/{} µs ({} calls)",
+                opt(Some(idle.p50_us), 0),
+                opt(Some(idle.p99_us), 0),
+                idle.count
+            );
+        }
         if let Some(st) = &sim.stepping {
             let _ = writeln!(out, "simulation: {}", crate::output::format::stepping(st));
         }
     }
     let _ = writeln!(
         out,
-        "receive timestamps: {:?}; kernel drops: {}",
-        s.recv_clock,
+        "receive timestamps: {}; kernel drops: {}",
+        s.recv_clock.as_str(),
         s.kernel_drops
             .map_or("unknown".to_owned(), |d| d.to_string())
     );
@@ -86,7 +95,7 @@ fn row(d: &DummySnapshot) -> String {
         opt(loss.map(|l| l.loss_pct), 2),
         loss.map_or("-".into(), |l| l.duplicates.to_string()),
         loss.map_or("-".into(), |l| l.reordered.to_string()),
-        format!("{:?}", d.state).to_lowercase(),
+        d.state.as_str(),
     )
 }
 
