@@ -10,7 +10,13 @@
 //! rate is high), it waits a bounded [`ReadCadence::pause`] before reading again, so the
 //! kernel queues the next burst meanwhile; the kernel's receive stamps make that delay
 //! invisible to every latency figure.
+//!
+//! Exposure (docs/RELIABILITY.md): on an address other than loopback, each receiver checks
+//! the sender against the `--allow` list ([`AllowList`]) before anything is parsed: the UDP
+//! thread before a datagram enters a batch, TCP at accept. What it turns away is counted and
+//! reported as [`ReceiverStatus::Refused`](crate::event::ReceiverStatus::Refused).
 
+mod allow;
 mod error;
 mod recvmsg;
 mod tcp;
@@ -19,9 +25,10 @@ mod udp;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use allow::{AllowList, Cidr, CidrError, Exposure, ExposureError, MAX_ALLOW_ENTRIES};
 pub use error::CollectorError;
 pub use recvmsg::MAX_DATAGRAM;
-pub use tcp::{spawn_tcp, TcpConfig};
+pub use tcp::{spawn_tcp, TcpConfig, DEFAULT_TCP_FRAME_TIMEOUT, DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNS};
 pub use udp::{bind_udp, ReadCadence, UdpConfig, UdpReceiver, DEFAULT_RECV_BUFFER};
 
 use crate::event::{ArrivalBatch, Source};

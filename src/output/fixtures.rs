@@ -24,6 +24,7 @@ pub fn sample_run_snapshot() -> RunSnapshot {
         backlog: Some(latency(8.0, 95.0)),
         dummies: vec![healthy_dummy(), off_target_dummy(), legacy_dummy()],
         rejected: vec![rejected_source()],
+        refused: Default::default(),
         sim: Some(sim_snapshot()),
     }
 }

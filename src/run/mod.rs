@@ -21,7 +21,7 @@ pub use gate::ExpectGate;
 pub use stop::{Progress, StopReason, StopRules};
 
 use crate::event::{EventKind, Notice, ReceiverEvent, Source};
-use crate::metrics::aggregator::{Aggregator, Outcome, SampleRecord};
+use crate::metrics::aggregator::{Admission, Aggregator, Outcome, SampleRecord};
 use crate::metrics::{MetricsConfig, RunSnapshot, SessionRecord, SimMetrics};
 use crate::remote_api::driver::DriverEvent;
 use crate::time::UnixNanos;
@@ -32,6 +32,8 @@ pub struct RunConfig {
     /// When the bridge started (wall clock).
     pub started_ns: UnixNanos,
     pub metrics: MetricsConfig,
+    /// `--max-dummies` and `--allow-roaming`.
+    pub admission: Admission,
     pub stop: StopRules,
     /// `--expect-dummies` and how long to wait for them.
     pub expect_dummies: Option<usize>,
@@ -56,6 +58,7 @@ impl RunConfig {
                 run_start_ns: started_ns,
                 ..MetricsConfig::default()
             },
+            admission: Admission::default(),
             stop: StopRules::default(),
             expect_dummies: None,
             expect_timeout: Duration::from_secs(30),
@@ -170,7 +173,7 @@ impl RunMachine {
             ..Progress::default()
         };
         Self {
-            agg: Aggregator::new(cfg.metrics.clone()),
+            agg: Aggregator::new(cfg.metrics.clone()).with_admission(cfg.admission),
             view: None,
             sim: SimMetrics::new(cfg.started_ns),
             gate,
