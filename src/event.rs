@@ -574,17 +574,26 @@ mod tests {
         let plain = Notice::new(EventKind::Info, None, "nothing to escape: µs, ±");
         assert_eq!(plain.message, "nothing to escape: µs, ±");
         assert_eq!(displayable("a\u{7}b\u{2066}c"), "a\u{fffd}b\u{fffd}c");
-        assert!(matches!(displayable("Dummy0"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            displayable("Dummy0"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
     fn refusals_name_their_counter_kind_and_fix() {
         let last: SocketAddr = "192.0.2.1:9".parse().unwrap();
         let m = Refusal::UdpOutsideAllow.message(3, 10, last);
-        assert!(m.contains("3 UDP datagrams") && m.contains("10 in all"), "{m}");
+        assert!(
+            m.contains("3 UDP datagrams") && m.contains("10 in all"),
+            "{m}"
+        );
         assert!(m.contains("192.0.2.1:9") && m.contains("--allow"), "{m}");
         assert_eq!(Refusal::TcpOverConnCap.kind(), EventKind::LimitReached);
-        assert_eq!(Refusal::MetricsOutsideAllow.as_str(), "metrics_outside_allow");
+        assert_eq!(
+            Refusal::MetricsOutsideAllow.as_str(),
+            "metrics_outside_allow"
+        );
         assert!(TcpCloseCause::IdleTimeout
             .to_string()
             .contains("--tcp-idle-timeout"));

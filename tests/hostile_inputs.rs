@@ -21,7 +21,7 @@ use coppelia_bridge::metrics::aggregator::{
     Admission, Aggregator, MAX_REJECT_SOURCES, MAX_SESSIONS_KEPT,
 };
 use coppelia_bridge::metrics::{DummySnapshot, MetricsConfig, RunSnapshot};
-use coppelia_bridge::wire::{Bye, Echo, Hello, Message, Stamp, NO_RTT};
+use coppelia_bridge::wire::{classify, Bye, Datagram, Echo, Hello, Message, Stamp, NO_RTT};
 
 const MS: i64 = 1_000_000;
 const S: i64 = 1_000 * MS;
@@ -80,6 +80,8 @@ struct Ran {
     notices: Vec<Notice>,
     /// Receiver status events handled along the way (socket-level cells inject them).
     statuses: usize,
+    /// Messages of dummies' earlier sessions (not in `snap.dummies`).
+    earlier_messages: u64,
 }
 
 impl Ran {
@@ -159,15 +161,53 @@ fn run_with(
         }
     }
     let end = T0 + S + i64::from(PASSES) * 50 * MS;
-    Ran {
+    let ran = Ran {
         snap: agg.snapshot(end),
         notices,
         statuses: handled,
+        earlier_messages: agg
+            .sessions()
+            .iter()
+            .map(|s| s.final_snapshot.messages)
+            .sum(),
+    };
+    if ran.snap.dummies.len() > 1 || !ran.snap.rejected.is_empty() || handled > 0 {
+        print_figures(&ran); // not for the control runs
     }
+    ran
 }
 
 fn run(attack: &mut Attack<'_>) -> Ran {
     run_with(Admission::default(), attack, &mut |_| vec![])
+}
+
+/// The figures of a cell, one line on stdout (`--nocapture` shows them; docs/RELIABILITY.md
+/// quotes them): rejects per reason, non-zero `refused` counters, notices per kind.
+fn print_figures(ran: &Ran) {
+    let mut reasons = std::collections::BTreeMap::<&str, u64>::new();
+    for r in &ran.snap.rejected {
+        for (reason, n) in &r.by_reason {
+            *reasons.entry(reason.as_str()).or_default() += n;
+        }
+    }
+    let refused: Vec<String> = ran
+        .snap
+        .refused
+        .named()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name}={n}"))
+        .collect();
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    for n in &ran.notices {
+        *kinds.entry(n.kind.as_str()).or_default() += 1;
+    }
+    println!(
+        "FIGURES {}: dummies={} rejected={reasons:?} refused=[{}] notices={kinds:?}",
+        std::thread::current().name().unwrap_or("?"),
+        ran.snap.dummies.len(),
+        refused.join(", ")
+    );
 }
 
 /// Promise 4: dummy 0 is exactly as it is without the attack.
@@ -195,16 +235,33 @@ impl Rng {
 #[test]
 fn cell_random_datagrams() {
     // 10 random datagrams of 0–100 bytes per pass, from one source. A random datagram that
-    // happens to be ASCII digits is a valid legacy registration; all others are rejected.
+    // happens to be ASCII digits is a valid legacy registration, and once registered an
+    // 8-byte one is a legacy time; all others are rejected.
     let mut rng = Rng(0x5eed);
     let mut sent = 0u64;
+    let mut registrations = 0u64;
     let ran = run(&mut |_, _| {
         sent += 10;
-        (0..10).map(|_| (hostile(7000), rng.bytes(100))).collect()
+        let batch: Vec<_> = (0..10).map(|_| (hostile(7000), rng.bytes(100))).collect();
+        registrations += batch
+            .iter()
+            .filter(|(_, b)| matches!(classify(b, false), Datagram::LegacyRegister(_)))
+            .count() as u64;
+        batch
     });
     let rejected: u64 = ran.snap.rejected.iter().map(|r| r.total).sum();
-    let registered = ran.snap.dummies.len() as u64 - 1;
-    assert_eq!(rejected + registered, sent, "every datagram is accounted for");
+    let times: u64 = ran
+        .snap
+        .dummies
+        .iter()
+        .filter(|d| d.id != 0)
+        .map(|d| d.messages)
+        .sum();
+    assert_eq!(
+        rejected + registrations + times + ran.earlier_messages,
+        sent,
+        "every datagram is accounted for"
+    );
     assert!(rejected >= sent * 9 / 10);
     ran.logged(EventKind::Rejected);
     assert_untouched(&ran);
@@ -232,7 +289,11 @@ fn cell_truncated_datagrams() {
         vec![(hostile(7001), m[..cut].to_vec())]
     });
     assert!(ran.rejected("too_short") > 0 && ran.rejected("bad_length") > 0);
-    assert_eq!(ran.rejected("too_short") + ran.rejected("bad_length"), u64::from(PASSES));
+    // A one-byte prefix ("C") is not even the magic: unrecognised.
+    assert_eq!(
+        ran.rejected("too_short") + ran.rejected("bad_length") + ran.rejected("unrecognised"),
+        u64::from(PASSES)
+    );
     assert_eq!(ran.snap.dummies.len(), 1, "no dummy from a cut message");
     ran.logged(EventKind::Rejected);
     assert_untouched(&ran);
@@ -315,7 +376,14 @@ fn cell_non_finite_times() {
 fn cell_negative_and_huge_simulation_times() {
     // A dummy of the hostile host sends simulation times no CoppeliaSim can reach: negative,
     // or beyond 10⁹ s (about 32 years). Refused before they reach any statistic.
-    let times = [-1.0, -1e300, 1e10, 1e300, f64::MAX, -0.0 - f64::MIN_POSITIVE];
+    let times = [
+        -1.0,
+        -1e300,
+        1e10,
+        1e300,
+        f64::MAX,
+        -0.0 - f64::MIN_POSITIVE,
+    ];
     let ran = run(&mut |k, t| {
         vec![(
             hostile(7005),
@@ -323,7 +391,11 @@ fn cell_negative_and_huge_simulation_times() {
         )]
     });
     assert_eq!(ran.rejected("implausible_sim_time"), u64::from(PASSES));
-    assert!(ran.snap.dummies.iter().all(|d| d.id != 9 || d.messages == 0));
+    assert!(ran
+        .snap
+        .dummies
+        .iter()
+        .all(|d| d.id != 9 || d.messages == 0));
     ran.logged(EventKind::Rejected);
     assert_untouched(&ran);
 }
@@ -333,7 +405,7 @@ fn cell_negative_and_huge_sender_times() {
     // Dummy 9's sender clock is absurd (negative, 1e300 s, i64 overflow as ns): its latencies
     // are counted as "clocks disagree" and left out; its RTF is its own business; nothing
     // overflows and nothing reaches dummy 0.
-    let sent = [-1e9, 1e300, -1e300, 9.3e9, 1e-300];
+    let sent: [f64; 5] = [-1e9, 1e300, -1e300, 9.3e9, 1e-300];
     let ran = run(&mut |k, t| {
         let mut s = stamp(9, k, t);
         s[24..32].copy_from_slice(&sent[k as usize % sent.len()].to_le_bytes());
@@ -341,8 +413,15 @@ fn cell_negative_and_huge_sender_times() {
     });
     let d9 = ran.snap.dummies.iter().find(|d| d.id == 9).unwrap();
     assert_eq!(d9.messages, u64::from(PASSES));
-    assert_eq!(d9.clock_warnings, u64::from(PASSES), "every latency is implausible");
-    assert!(d9.latency.is_none(), "no absurd latency enters the statistics");
+    assert_eq!(
+        d9.clock_warnings,
+        u64::from(PASSES),
+        "every latency is implausible"
+    );
+    assert!(
+        d9.latency.is_none(),
+        "no absurd latency enters the statistics"
+    );
     ran.logged(EventKind::ClockWarning);
     assert_untouched(&ran);
 }
@@ -359,8 +438,15 @@ fn cell_seq_wrap_around_at_2_pow_32() {
     let d9 = ran.snap.dummies.iter().find(|d| d.id == 9).unwrap();
     let loss = d9.loss.as_ref().unwrap();
     assert_eq!((d9.session, d9.messages), (0, u64::from(PASSES)));
-    assert_eq!((loss.expected, loss.lost, loss.duplicates, loss.reordered), (u64::from(PASSES), 0, 0, 0));
-    assert_eq!(ran.count(EventKind::SessionStarted), 0, "a wrap is no restart");
+    assert_eq!(
+        (loss.expected, loss.lost, loss.duplicates, loss.reordered),
+        (u64::from(PASSES), 0, 0, 0)
+    );
+    assert_eq!(
+        ran.count(EventKind::SessionStarted),
+        0,
+        "a wrap is no restart"
+    );
     assert_untouched(&ran);
 }
 
@@ -410,8 +496,9 @@ fn cell_spoofed_ids_after_silence_need_allow_roaming() {
     let (pinned, notices) = claim(false);
     assert_eq!(pinned.refused.id_pinned, 1);
     assert_eq!(pinned.dummies[0].messages, 1);
-    assert!(notices.iter().any(|n| n.kind == EventKind::Rejected
-        && n.message.contains("--allow-roaming")));
+    assert!(notices
+        .iter()
+        .any(|n| n.kind == EventKind::Rejected && n.message.contains("--allow-roaming")));
     let (roaming, notices) = claim(true);
     assert_eq!(roaming.refused.id_pinned, 0);
     assert_eq!(roaming.dummies[0].messages, 2);
@@ -450,10 +537,20 @@ fn cell_id_flood() {
         &mut |_| vec![],
     );
     assert_eq!(ran.snap.dummies.len(), 1000);
-    assert_eq!(ran.snap.refused.over_max_dummies, u64::from(PASSES) * 50 - 999);
-    assert_eq!(ran.rejected("max_dummies"), ran.snap.refused.over_max_dummies);
+    assert_eq!(
+        ran.snap.refused.over_max_dummies,
+        u64::from(PASSES) * 50 - 999
+    );
+    assert_eq!(
+        ran.rejected("max_dummies"),
+        ran.snap.refused.over_max_dummies
+    );
     ran.logged(EventKind::LimitReached);
-    assert_eq!(ran.count(EventKind::Rejected), 0, "one line per window, not one per source");
+    assert_eq!(
+        ran.count(EventKind::Rejected),
+        0,
+        "one line per window, not one per source"
+    );
     assert_untouched(&ran);
 }
 
@@ -510,14 +607,20 @@ fn cell_legacy_registration_flood() {
             (0..5)
                 .map(|i| {
                     id += 1;
-                    (hostile(10_000 + (k * 5 + i) as u16), id.to_string().into_bytes())
+                    (
+                        hostile(10_000 + (k * 5 + i) as u16),
+                        id.to_string().into_bytes(),
+                    )
                 })
                 .collect()
         },
         &mut |_| vec![],
     );
     assert_eq!(ran.snap.dummies.len(), 100);
-    assert_eq!(ran.snap.refused.over_max_dummies, u64::from(PASSES) * 5 - 99);
+    assert_eq!(
+        ran.snap.refused.over_max_dummies,
+        u64::from(PASSES) * 5 - 99
+    );
     ran.logged(EventKind::LimitReached);
     assert_untouched(&ran);
 }
@@ -532,12 +635,21 @@ fn cell_session_flood() {
     let rounds = MAX_SESSIONS_KEPT as u32 + 500;
     for k in 0..rounds {
         let t = T0 + i64::from(k) * MS;
-        feed(&mut agg, hostile(7013), &hello(9, "Dummy9"), t, &mut notices);
+        feed(
+            &mut agg,
+            hostile(7013),
+            &hello(9, "Dummy9"),
+            t,
+            &mut notices,
+        );
         feed(&mut agg, hostile(7013), &stamp(9, 0, t), t, &mut notices);
     }
     let snap = agg.snapshot(T0 + i64::from(rounds) * MS);
     assert_eq!(agg.sessions().len(), MAX_SESSIONS_KEPT);
-    assert_eq!(snap.refused.sessions_not_kept, u64::from(rounds) - 1 - MAX_SESSIONS_KEPT as u64);
+    assert_eq!(
+        snap.refused.sessions_not_kept,
+        u64::from(rounds) - 1 - MAX_SESSIONS_KEPT as u64
+    );
     let started = notices
         .iter()
         .filter(|n| n.kind == EventKind::SessionStarted)
@@ -613,12 +725,36 @@ fn cell_receiver_refusals_are_counted_from_status_events() {
     let ran = run_with(Admission::default(), &mut |_, _| vec![], &mut |k| {
         let total = u64::from(k) + 1;
         vec![
-            ReceiverStatus::Refused { what: Refusal::UdpOutsideAllow, total: total * 10, last: peer },
-            ReceiverStatus::Refused { what: Refusal::TcpOutsideAllow, total, last: peer },
-            ReceiverStatus::Refused { what: Refusal::TcpOverConnCap, total, last: peer },
-            ReceiverStatus::Refused { what: Refusal::MetricsOutsideAllow, total, last: peer },
-            ReceiverStatus::Refused { what: Refusal::MetricsOverConnCap, total, last: peer },
-            ReceiverStatus::Refused { what: Refusal::MetricsBadRequest, total, last: peer },
+            ReceiverStatus::Refused {
+                what: Refusal::UdpOutsideAllow,
+                total: total * 10,
+                last: peer,
+            },
+            ReceiverStatus::Refused {
+                what: Refusal::TcpOutsideAllow,
+                total,
+                last: peer,
+            },
+            ReceiverStatus::Refused {
+                what: Refusal::TcpOverConnCap,
+                total,
+                last: peer,
+            },
+            ReceiverStatus::Refused {
+                what: Refusal::MetricsOutsideAllow,
+                total,
+                last: peer,
+            },
+            ReceiverStatus::Refused {
+                what: Refusal::MetricsOverConnCap,
+                total,
+                last: peer,
+            },
+            ReceiverStatus::Refused {
+                what: Refusal::MetricsBadRequest,
+                total,
+                last: peer,
+            },
             ReceiverStatus::TcpFrameError {
                 source: tcp,
                 error: "frame of 4294967295 bytes exceeds the maximum of 4096 bytes".into(),
@@ -629,11 +765,19 @@ fn cell_receiver_refusals_are_counted_from_status_events() {
     let r = &ran.snap.refused;
     assert_eq!(ran.statuses, 7 * PASSES as usize);
     assert_eq!(
-        (r.udp_outside_allow, r.tcp_outside_allow, r.tcp_over_conn_cap),
+        (
+            r.udp_outside_allow,
+            r.tcp_outside_allow,
+            r.tcp_over_conn_cap
+        ),
         (10 * p, p, p)
     );
     assert_eq!(
-        (r.metrics_outside_allow, r.metrics_over_conn_cap, r.metrics_bad_requests),
+        (
+            r.metrics_outside_allow,
+            r.metrics_over_conn_cap,
+            r.metrics_bad_requests
+        ),
         (p, p, p)
     );
     assert_eq!(r.tcp_frame_errors, p);

@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 use ciborium::Value;
 use coppelia_bridge::remote_api::fake::{FakeAction, FakeServer};
 use coppelia_bridge::remote_api::message::{encode_ret, encode_value};
-use coppelia_bridge::remote_api::{Client, ClientConfig, RemoteError, MAX_REPLY_BYTES};
+use coppelia_bridge::remote_api::{
+    Client, ClientConfig, RemoteError, ZmqTransport, MAX_REPLY_BYTES,
+};
 
 /// Deadline of each call: short, since most of these replies never arrive.
 const DEADLINE: Duration = Duration::from_millis(500);
 /// Failure guard on top of the deadline (a loaded machine may be slow to wake up).
 const SLACK: Duration = Duration::from_secs(10);
 
-fn client(endpoint: &str) -> Client {
+fn client(endpoint: &str) -> Client<ZmqTransport> {
     Client::connect(
         endpoint,
         ClientConfig {
@@ -26,7 +28,9 @@ fn client(endpoint: &str) -> Client {
 }
 
 /// Replies with `first` to the first request, then a normal simulation time.
-fn then_normal(first: FakeAction) -> impl FnMut(&coppelia_bridge::remote_api::fake::Seen) -> FakeAction {
+fn then_normal(
+    first: FakeAction,
+) -> impl FnMut(&coppelia_bridge::remote_api::fake::Seen) -> FakeAction {
     let mut first = Some(first);
     move |_| {
         first
@@ -58,7 +62,10 @@ fn a_large_reply_under_the_cap_is_a_typed_error() {
     let server = FakeServer::start(then_normal(FakeAction::Reply(large))).unwrap();
     let mut c = client(server.endpoint());
     let err = c.get_simulation_time().unwrap_err();
-    assert!(matches!(err, RemoteError::UnexpectedReturn { .. }), "{err:?}");
+    assert!(
+        matches!(err, RemoteError::UnexpectedReturn { .. }),
+        "{err:?}"
+    );
     assert_eq!(c.get_simulation_time().unwrap(), 2.5);
 }
 
@@ -99,7 +106,11 @@ fn malformed_replies_are_errors_naming_the_endpoint() {
             !text.contains('\u{1b}') && !text.contains('\n'),
             "{what}: server bytes never reach the log raw: {text:?}"
         );
-        assert_eq!(c.get_simulation_time().unwrap(), 2.5, "{what}: usable afterwards");
+        assert_eq!(
+            c.get_simulation_time().unwrap(),
+            2.5,
+            "{what}: usable afterwards"
+        );
     }
 }
 
@@ -117,9 +128,9 @@ fn a_reply_that_never_comes_fails_at_the_deadline() {
     assert!(took >= DEADLINE, "waited the deadline: {took:?}");
     assert!(took < DEADLINE + SLACK, "{took:?}");
     drop(server); // the fake is stuck in its delay; a new one answers normally
-    let server = FakeServer::start(then_normal(FakeAction::Reply(encode_ret(vec![Value::Float(
-        2.5,
-    )]))))
+    let server = FakeServer::start(then_normal(FakeAction::Reply(encode_ret(vec![
+        Value::Float(2.5),
+    ]))))
     .unwrap();
     let mut c = client(server.endpoint());
     assert_eq!(c.get_simulation_time().unwrap(), 2.5);

@@ -107,8 +107,12 @@ fn lab() -> Option<Lab> {
     ip_ok(&["netns", "add", &lab.dummies]);
     ip_ok(&["netns", "add", &lab.intruder]);
     let (b, d, x) = (&lab.bridge, &lab.dummies, &lab.intruder);
-    ip_ok(&["-n", b, "link", "add", "a0", "type", "veth", "peer", "name", "d0", "netns", d]);
-    ip_ok(&["-n", b, "link", "add", "a1", "type", "veth", "peer", "name", "x0", "netns", x]);
+    ip_ok(&[
+        "-n", b, "link", "add", "a0", "type", "veth", "peer", "name", "d0", "netns", d,
+    ]);
+    ip_ok(&[
+        "-n", b, "link", "add", "a1", "type", "veth", "peer", "name", "x0", "netns", x,
+    ]);
     // `nodad`: IPv6 addresses usable at once, without duplicate address detection's delay.
     for (ns, dev, v4, v6) in [
         (b, "a0", "10.99.1.1/24", "fd00:99:1::1/64"),
@@ -262,7 +266,8 @@ fn stamps_sent(child: Child) -> u64 {
 
 /// One HTTP GET of /metrics; the response, or what went wrong.
 fn scrape(addr: SocketAddr) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .map_err(|e| e.to_string())?;
@@ -334,7 +339,10 @@ fn allowed_networks_are_measured_and_the_rest_is_dropped_and_counted() {
         (100u64, tcp_refused, scraped)
     });
     let (intruder_datagrams, tcp_refused, intruder_scrape) = sent_by_intruder;
-    assert!(tcp_refused, "a TCP connection from outside --allow is closed at once");
+    assert!(
+        tcp_refused,
+        "a TCP connection from outside --allow is closed at once"
+    );
     assert!(
         intruder_scrape.is_err(),
         "Prometheus answers only allowed hosts: {intruder_scrape:?}"
@@ -369,13 +377,25 @@ fn allowed_networks_are_measured_and_the_rest_is_dropped_and_counted() {
     let ids: Vec<u32> = snap.dummies.iter().map(|d| d.id).collect();
     assert_eq!(ids, [0, 1, 2, 3], "only the allowed dummies: {snap:#?}");
     for d in &snap.dummies {
-        let want = if d.id < 2 { sent[0] } else { sent[d.id as usize - 1] };
+        let want = if d.id < 2 {
+            sent[0]
+        } else {
+            sent[d.id as usize - 1]
+        };
         assert_eq!(d.messages, want, "{} measured in full", d.name);
         assert_eq!(d.loss.as_ref().unwrap().lost, 0, "{}", d.name);
         assert!(d.latency.is_some(), "{}", d.name);
-        let from = if d.id == 2 { "fd00:99:1::2" } else { "10.99.1.2" };
+        let from = if d.id == 2 {
+            "fd00:99:1::2"
+        } else {
+            "10.99.1.2"
+        };
         assert!(d.source.contains(from), "{}: {}", d.name, d.source);
-        let transport = if d.id == 3 { Transport::Tcp } else { Transport::Udp };
+        let transport = if d.id == 3 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         assert_eq!(d.transport, transport);
     }
     let r = &snap.refused;
@@ -385,7 +405,11 @@ fn allowed_networks_are_measured_and_the_rest_is_dropped_and_counted() {
     );
     assert_eq!(r.tcp_outside_allow, 1, "{r:?}");
     assert_eq!(r.metrics_outside_allow, 1, "{r:?}");
-    assert!(snap.rejected.is_empty(), "nothing unparsed shows as parsed: {:?}", snap.rejected);
+    assert!(
+        snap.rejected.is_empty(),
+        "nothing unparsed shows as parsed: {:?}",
+        snap.rejected
+    );
     drop(lab);
 }
 
@@ -394,7 +418,14 @@ fn without_allow_a_non_loopback_listener_is_refused_in_a_namespace_too() {
     let Some(lab) = lab() else { return };
     let out = bin_in(
         &lab.bridge,
-        &["run", "--no-remote", "--no-out", "--no-tui", "--listen", "10.99.1.1:0"],
+        &[
+            "run",
+            "--no-remote",
+            "--no-out",
+            "--no-tui",
+            "--listen",
+            "10.99.1.1:0",
+        ],
     )
     .stdin(Stdio::null())
     .output()

@@ -41,6 +41,7 @@ fn write_run(dir: &Path) {
         series.last().unwrap(),
         &sample_sessions(),
         RUN_START_UNIX_S + 30.0,
+        None,
     )
     .unwrap();
 }

@@ -71,7 +71,10 @@ impl FromStr for Cidr {
         };
         let ip: IpAddr = addr.parse().map_err(|_| err("not an IP address"))?;
         let prefix = prefix
-            .map(|p| p.parse::<u8>().map_err(|_| err("the prefix length is not a number")))
+            .map(|p| {
+                p.parse::<u8>()
+                    .map_err(|_| err("the prefix length is not a number"))
+            })
             .transpose()?;
         // An IPv4-mapped IPv6 network is the IPv4 network it maps.
         match ip.to_canonical() {
@@ -167,7 +170,10 @@ pub enum ExposureError {
          --allow 10.0.0.0/24 (repeatable), or --allow-any to accept every source; or listen on \
          127.0.0.1"
     )]
-    NotLoopback { flag: &'static str, addr: SocketAddr },
+    NotLoopback {
+        flag: &'static str,
+        addr: SocketAddr,
+    },
     #[error("--allow was given {given} times; at most {MAX_ALLOW_ENTRIES} networks are accepted (use wider prefixes)")]
     TooMany { given: usize },
 }
@@ -288,7 +294,12 @@ mod tests {
         assert_eq!(none.filter_for("--listen", lo6), Ok(AllowList::Any));
         assert_eq!(none.describe("UDP", lo), None);
         let e = none.filter_for("--listen", all).unwrap_err().to_string();
-        for want in ["--listen 0.0.0.0:8888", "--allow CIDR", "--allow-any", "127.0.0.1"] {
+        for want in [
+            "--listen 0.0.0.0:8888",
+            "--allow CIDR",
+            "--allow-any",
+            "127.0.0.1",
+        ] {
             assert!(e.contains(want), "{want} missing in {e}");
         }
         let some = Exposure {

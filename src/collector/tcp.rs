@@ -191,7 +191,7 @@ async fn serve_conn(
     cfg: TcpConfig,
     tx: mpsc::Sender<ReceiverEvent>,
     replies: ReplySink,
-    _slot: OwnedSemaphorePermit,
+    slot: OwnedSemaphorePermit,
 ) {
     let Source::Tcp { conn, .. } = source else {
         return;
@@ -211,6 +211,8 @@ async fn serve_conn(
     let end = read_frames(&rd, source, &cfg, &tx).await;
     replies.unregister_tcp(conn);
     writer.abort();
+    // The slot is free before the close is reported: whoever sees the close can connect.
+    drop(slot);
     let _ = tx.send(status(end)).await;
 }
 
@@ -276,13 +278,21 @@ async fn read_frames(
             None => stream.readable().await,
         };
         if let Err(e) = ready {
-            return closed(source, TcpCloseCause::Error(e.to_string()), decoder.pending());
+            return closed(
+                source,
+                TcpCloseCause::Error(e.to_string()),
+                decoder.pending(),
+            );
         }
         let got = match stream.try_io(Interest::READABLE, || recv_one(fd, &mut buf)) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
-                return closed(source, TcpCloseCause::Error(e.to_string()), decoder.pending())
+                return closed(
+                    source,
+                    TcpCloseCause::Error(e.to_string()),
+                    decoder.pending(),
+                )
             }
         };
         if got.len == 0 {
@@ -353,6 +363,9 @@ mod tests {
         d.read(t0 + 6 * s, 1, 0);
         assert!(matches!(d.next(), Some((at, TcpCloseCause::IdleTimeout)) if at == t0 + 306 * s));
         d.idle = None;
-        assert!(d.next().is_none(), "--tcp-idle-timeout 0 and nothing held: no deadline");
+        assert!(
+            d.next().is_none(),
+            "--tcp-idle-timeout 0 and nothing held: no deadline"
+        );
     }
 }

@@ -282,15 +282,26 @@ mod tests {
     fn datagrams_from_outside_the_allow_list_never_enter_a_batch_and_are_reported() {
         let allow = AllowList::Only(vec!["10.0.0.0/24".parse().unwrap()].into_boxed_slice());
         let mut burst = Burst::new(ArrivalBatch::default(), allow);
-        for from in ["10.0.0.7:1", "10.0.1.7:2", "127.0.0.1:3", "[::ffff:10.0.0.9]:4", "[2001:db8::1]:5"] {
+        for from in [
+            "10.0.0.7:1",
+            "10.0.1.7:2",
+            "127.0.0.1:3",
+            "[::ffff:10.0.0.9]:4",
+            "[2001:db8::1]:5",
+        ] {
             burst.push(received(from), b"abc");
         }
         let kept: Vec<_> = burst.batch.iter().map(|a| a.source.addr().port()).collect();
-        assert_eq!(kept, [1, 3, 4], "allowed network, loopback, IPv4-mapped allowed");
+        assert_eq!(
+            kept,
+            [1, 3, 4],
+            "allowed network, loopback, IPv4-mapped allowed"
+        );
         let (tx, mut rx) = mpsc::channel(8);
         let pool = BatchPool::default();
         assert!(burst.send(&tx, &pool));
-        let Ok(ReceiverEvent::Status(ReceiverStatus::Refused { what, total, last })) = rx.try_recv()
+        let Ok(ReceiverEvent::Status(ReceiverStatus::Refused { what, total, last })) =
+            rx.try_recv()
         else {
             panic!("the refusal count comes first");
         };
@@ -298,7 +309,10 @@ mod tests {
         assert_eq!(last, "[2001:db8::1]:5".parse().unwrap());
         assert!(matches!(rx.try_recv(), Ok(ReceiverEvent::Arrivals(b)) if b.len() == 3));
         assert!(burst.send(&tx, &pool));
-        assert!(rx.try_recv().is_err(), "an unchanged count is not sent again");
+        assert!(
+            rx.try_recv().is_err(),
+            "an unchanged count is not sent again"
+        );
     }
 
     #[test]

@@ -18,10 +18,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use rustc_hash::FxHashMap;
 
 use super::{
-    DummyInfo, DummyMetrics, DummyTable, LatencyHistogram, MetricsConfig, RecvClock,
-    RefusedCounts, RunSnapshot, Sample, SessionRecord, SimSnapshot, SourceErrors, Transport,
+    DummyInfo, DummyMetrics, DummyTable, LatencyHistogram, MetricsConfig, RecvClock, RefusedCounts,
+    RunSnapshot, Sample, SessionRecord, SimSnapshot, SourceErrors, Transport,
 };
-use crate::event::{displayable, Arrival, EventKind, Notice, ReceiverStatus, Refusal, Source, TcpCloseCause};
+use crate::event::{
+    displayable, Arrival, EventKind, Notice, ReceiverStatus, Refusal, Source, TcpCloseCause,
+};
 use crate::time::UnixNanos;
 use crate::wire::{classify, flags, Datagram, Echo, Hello, Message, Stamp, NO_RTT};
 
@@ -589,13 +591,19 @@ impl Aggregator {
             return;
         }
         self.refused.sessions_not_kept += 1;
-        self.say(out, EventKind::LimitReached, Some(old.dummy_id), now_ns, || {
-            format!(
-                "{MAX_SESSIONS_KEPT} earlier sessions are kept; dummy {}'s session {} is \
+        self.say(
+            out,
+            EventKind::LimitReached,
+            Some(old.dummy_id),
+            now_ns,
+            || {
+                format!(
+                    "{MAX_SESSIONS_KEPT} earlier sessions are kept; dummy {}'s session {} is \
                  counted (refused.sessions_not_kept) but not kept in summary.json",
-                old.dummy_id, old.session
-            )
-        });
+                    old.dummy_id, old.session
+                )
+            },
+        );
     }
 
     /// Whether `source` may speak for v1 dummy `id` now; adopts it when the id is new or its
@@ -639,7 +647,13 @@ impl Aggregator {
         true
     }
 
-    fn on_bye(&mut self, b: &crate::wire::Bye, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
+    fn on_bye(
+        &mut self,
+        b: &crate::wire::Bye,
+        m: &Arrival<'_>,
+        now_ns: UnixNanos,
+        out: &mut Outcome,
+    ) {
         let id = b.dummy_id;
         if !self.dummies.contains(id) {
             // It would have created a route for an id nobody registered: memory per datagram.
@@ -888,6 +902,7 @@ impl Aggregator {
             recv_clock: self.recv_clock,
             kernel_drops: self.kernel_drops,
             backlog: self.backlog.stats(),
+            latency: self.run_latency(),
             dummies: self
                 .dummies
                 .iter()
@@ -897,6 +912,17 @@ impl Aggregator {
             refused: self.refused.clone(),
             sim: self.sim.clone(),
         }
+    }
+}
+
+impl Aggregator {
+    /// Every dummy's latency distribution merged.
+    fn run_latency(&self) -> Option<crate::metrics::LatencyStats> {
+        let mut all = LatencyHistogram::new();
+        for d in self.dummies.iter() {
+            all.merge(d.latency());
+        }
+        all.stats()
     }
 }
 

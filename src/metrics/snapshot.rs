@@ -257,6 +257,10 @@ pub struct RunSnapshot {
     /// stamps keep out of every latency; `None` without kernel stamps.
     #[serde(default)]
     pub backlog: Option<LatencyStats>,
+    /// One-way latency over every message of the run: all dummies' distributions merged
+    /// (their current sessions); `None` when no dummy has a latency.
+    #[serde(default)]
+    pub latency: Option<LatencyStats>,
     pub dummies: Vec<DummySnapshot>,
     pub rejected: Vec<SourceErrors>,
     /// What the bridge turned away or cut short to protect itself (allow list, caps,
@@ -364,7 +368,12 @@ mod tests {
             assert_eq!(r.named()[i], (what.as_str(), i as u64 + 1));
         }
         let json = serde_json::to_value(&r).unwrap();
-        let members: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let members: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut names: Vec<&str> = r.named().iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         assert_eq!(members, names);
@@ -373,6 +382,10 @@ mod tests {
             "dummies": [], "rejected": [], "sim": null
         }))
         .unwrap();
-        assert_eq!(old.refused, RefusedCounts::default(), "older summaries still read");
+        assert_eq!(
+            old.refused,
+            RefusedCounts::default(),
+            "older summaries still read"
+        );
     }
 }

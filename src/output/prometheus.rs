@@ -9,7 +9,7 @@
 //!
 //! The server faces the network like the receivers (docs/RELIABILITY.md): on an address
 //! other than loopback it answers only peers inside `--allow`, serves a bounded number of
-//! connections at once, reads at most [`MetricsLimits::max_head`] bytes of request within a
+//! connections at once, reads at most [`MAX_HEAD`] bytes of request within a
 //! timeout, and gives up on a client that does not take its answer in time. What it refuses
 //! is counted in `summary.json`'s `refused` (`metrics_*`).
 
@@ -147,18 +147,6 @@ fn global_families(e: &mut Exposition, s: &RunSnapshot, instance: &str) {
         Kind::Counter,
         "Datagrams rejected as malformed, per source address and reason.",
         &rejected,
-    );
-    let refused: Vec<_> = s
-        .refused
-        .named()
-        .iter()
-        .map(|(what, n)| (format!("what=\"{what}\",{sim}"), *n as f64))
-        .collect();
-    e.family(
-        "refused_total",
-        Kind::Counter,
-        "What the bridge turned away or cut short (allow list, caps, timeouts), per counter of summary.json's refused.",
-        &refused,
     );
     let Some(simsnap) = &s.sim else { return };
     let up = f64::from(u8::from(simsnap.state != "unreachable"));
@@ -357,8 +345,6 @@ pub struct MetricsLimits {
     /// Connections served at once; more are closed at accept. Prometheus scrapes one at a
     /// time per target, so a few cover several scrapers.
     pub max_conns: usize,
-    /// Largest request head read, bytes; scrapers send a few hundred.
-    pub max_head: usize,
     /// The whole request head must arrive within this long.
     pub read_timeout: Duration,
     /// The whole answer must be taken within this long (a client that never reads).
@@ -369,7 +355,6 @@ impl Default for MetricsLimits {
     fn default() -> Self {
         Self {
             max_conns: 16,
-            max_head: 8192,
             read_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(5),
         }
@@ -460,11 +445,13 @@ impl MetricsServer {
             let body = render_prometheus(&rx.borrow(), &instance);
             let (limits, counts) = (self.limits, counts.clone());
             tokio::spawn(async move {
-                if let Err(e) = answer(stream, body, &limits).await {
+                let answered = answer(stream, body, &limits).await;
+                // The slot is free before the refusal is reported.
+                drop(permit);
+                if let Err(e) = answered {
                     tracing::debug!("metrics connection from {peer}: {e}");
                     counts.add(Refusal::MetricsBadRequest, peer).await;
                 }
-                drop(permit);
             });
         }
     }
@@ -498,7 +485,11 @@ impl Counts {
         let total = counter.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(tx) = self.status.as_ref().and_then(mpsc::WeakSender::upgrade) {
             let _ = tx
-                .send(ReceiverEvent::Status(ReceiverStatus::Refused { what, total, last }))
+                .send(ReceiverEvent::Status(ReceiverStatus::Refused {
+                    what,
+                    total,
+                    last,
+                }))
                 .await;
         }
     }
@@ -518,18 +509,22 @@ pub async fn serve_metrics(
     Ok(())
 }
 
+/// Largest request head read, bytes; scrapers send a few hundred.
+pub const MAX_HEAD: usize = 8192;
+
 fn timed_out(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_owned())
 }
 
-/// Reads one request head and writes the answer, each within its timeout. A head larger
-/// than the cap is an error (the connection is closed unanswered).
+/// Reads one request head and writes the answer, each within its timeout. A head that
+/// reaches [`MAX_HEAD`] without its blank line is an error (the connection is closed
+/// unanswered, and counted).
 async fn answer(
     mut stream: TcpStream,
     metrics: String,
     limits: &MetricsLimits,
 ) -> std::io::Result<()> {
-    let head = tokio::time::timeout(limits.read_timeout, read_head(&mut stream, limits.max_head))
+    let head = tokio::time::timeout(limits.read_timeout, read_head(&mut stream))
         .await
         .map_err(|_| timed_out("request head timeout"))??;
     let response = respond(&head, &metrics);
@@ -541,29 +536,68 @@ async fn answer(
     .map_err(|_| timed_out("answer not read in time"))?
 }
 
-/// The request head (up to the blank line), at most `max` bytes.
-async fn read_head(stream: &mut TcpStream, max: usize) -> std::io::Result<String> {
-    let mut buf = Vec::with_capacity(512);
+/// The request head (up to the blank line), at most [`MAX_HEAD`] bytes.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut head = RequestHead::default();
     let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() >= max {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("request head longer than {max} bytes"),
-            ));
-        }
+    loop {
         let n = stream.read(&mut chunk).await?;
-        if n == 0 {
+        if n == 0 || head.push(&chunk[..n]) {
             break;
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    if head.len() >= MAX_HEAD && !head.is_complete() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("request head longer than {MAX_HEAD} bytes"),
+        ));
+    }
+    Ok(head.text())
+}
+
+/// A request head as it arrives in reads of any size. Pure (no socket), so the fuzz target
+/// `prometheus_http` can feed it arbitrary chunkings.
+#[derive(Debug, Default)]
+pub struct RequestHead {
+    buf: Vec<u8>,
+}
+
+impl RequestHead {
+    /// Appends received bytes, keeping at most [`MAX_HEAD`] so a client that never sends the
+    /// blank line cannot make us hold more. Returns true when reading can stop: the head is
+    /// complete (`\r\n\r\n`, RFC 9112 §2.1) or the cap is reached.
+    pub fn push(&mut self, bytes: &[u8]) -> bool {
+        // The terminator may straddle two reads: look from 3 bytes before the new ones.
+        let from = self.buf.len().saturating_sub(3);
+        let room = MAX_HEAD - self.buf.len();
+        self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.buf.len() >= MAX_HEAD || self.buf[from..].windows(4).any(|w| w == b"\r\n\r\n")
+    }
+
+    /// The bytes received so far, invalid UTF-8 replaced.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Nothing received yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Whether the blank line ending the head has arrived.
+    pub fn is_complete(&self) -> bool {
+        self.buf.windows(4).any(|w| w == b"\r\n\r\n")
+    }
 }
 
 /// The whole HTTP/1.1 response for a request head (pure). Only `GET /metrics` (query
 /// ignored) is served; everything else gets 404 or 405.
-fn respond(head: &str, metrics: &str) -> String {
+pub fn respond(head: &str, metrics: &str) -> String {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
@@ -631,5 +665,28 @@ mod tests {
         assert!(respond("GET / HTTP/1.1\r\n\r\n", "").starts_with("HTTP/1.1 404"));
         assert!(respond("POST /metrics HTTP/1.1\r\n\r\n", "").starts_with("HTTP/1.1 405"));
         assert!(respond("", "").starts_with("HTTP/1.1 404"));
+    }
+
+    #[test]
+    fn head_ends_at_a_blank_line_split_across_reads() {
+        let mut head = RequestHead::default();
+        assert!(!head.push(b"GET /metrics HTTP/1.1\r\n\r"));
+        assert!(head.push(b"\n"));
+        assert!(respond(&head.text(), "x 1\n").starts_with("HTTP/1.1 200 OK"));
+    }
+
+    #[test]
+    fn head_without_blank_line_is_capped() {
+        // A client streaming header bytes forever: reading stops at MAX_HEAD, held bytes too.
+        let mut head = RequestHead::default();
+        let line = [b'a'; 1000];
+        let mut reads = 0;
+        while !head.push(&line) {
+            reads += 1;
+        }
+        assert_eq!(reads, MAX_HEAD / line.len());
+        assert_eq!(head.len(), MAX_HEAD);
+        assert!(head.push(&line));
+        assert_eq!(head.len(), MAX_HEAD);
     }
 }
