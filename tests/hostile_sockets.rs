@@ -126,7 +126,8 @@ async fn tcp_length_bombs_close_only_their_connection() {
         s.write_all(&bomb).await.unwrap();
         // Followed by bytes the bridge must never parse.
         let _ = s.write_all(&[0xAB; 64]).await;
-        let (error, _) = until(&mut rx, |ev| match ev {
+        // The frame error is the connection's last event (it stands for its close).
+        let (error, seen) = until(&mut rx, |ev| match ev {
             ReceiverEvent::Status(ReceiverStatus::TcpFrameError { source, error })
                 if source.addr() == me =>
             {
@@ -136,14 +137,9 @@ async fn tcp_length_bombs_close_only_their_connection() {
         })
         .await;
         assert!(!error.is_empty(), "{what}");
-        let (cause, _, seen) = closed(&mut rx, me).await;
         assert!(
             payloads_from(&seen, me).is_empty(),
             "{what}: nothing parsed"
-        );
-        assert!(
-            !matches!(cause, TcpCloseCause::IdleTimeout | TcpCloseCause::SlowFrame),
-            "{what}: {cause:?}"
         );
         assert!(
             is_closed_by_peer(&mut s).await,
@@ -314,10 +310,17 @@ async fn the_metrics_endpoint_refuses_connections_over_its_cap() {
     // One slot, held by whichever of two silent clients is accepted first (for up to 60 s,
     // far longer than the test): the other is refused at accept.
     let (addr, mut rx, _tx, _snap) = metrics_endpoint(Duration::from_secs(60)).await;
-    let mut a = TcpStream::connect(addr).await.unwrap();
-    let mut b = TcpStream::connect(addr).await.unwrap();
+    // The refused one may even see its reset before `connect` returns.
+    let a = TcpStream::connect(addr).await;
+    let b = TcpStream::connect(addr).await;
     assert_eq!(refusal(&mut rx).await, (Refusal::MetricsOverConnCap, 1));
-    let answers = [request_on(&mut a).await, request_on(&mut b).await];
+    let mut answers = Vec::new();
+    for s in [a, b] {
+        answers.push(match s {
+            Ok(mut s) => request_on(&mut s).await,
+            Err(_) => String::new(),
+        });
+    }
     let served = answers
         .iter()
         .filter(|r| r.starts_with("HTTP/1.1 200"))

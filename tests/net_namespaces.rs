@@ -90,11 +90,17 @@ fn lab() -> Option<Lab> {
         return None;
     }
     remove_stale();
-    let pid = std::process::id();
+    // Unique per test of this process (tests run in parallel): pid, then a counter.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let id = format!(
+        "{}n{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let lab = Lab {
-        bridge: format!("{PREFIX}{pid}b"),
-        dummies: format!("{PREFIX}{pid}d"),
-        intruder: format!("{PREFIX}{pid}x"),
+        bridge: format!("{PREFIX}{id}b"),
+        dummies: format!("{PREFIX}{id}d"),
+        intruder: format!("{PREFIX}{id}x"),
     };
     let made = ip(&["netns", "add", &lab.bridge]).expect("run ip");
     if !made.status.success() {
