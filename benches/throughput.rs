@@ -222,6 +222,7 @@ fn bridge_recv(n: u32) -> (f64, u32) {
             listen: "127.0.0.1:0".parse().unwrap(),
             recv_buffer: 64 << 20,
             cadence: Default::default(),
+            allow: coppelia_bridge::collector::AllowList::Any,
         })
         .unwrap();
         let to = udp.local_addr;

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 echo "== setup"
 bash scripts/setup-lua.sh
 bash scripts/setup-python.sh
+bash scripts/setup-net.sh
 
 echo "== format and lints"
 cargo fmt --check

@@ -161,7 +161,7 @@ pub enum ReceiverStatus {
     },
     TcpClosed {
         source: Source,
-        reason: String,
+        cause: TcpCloseCause,
         lost_partial_bytes: usize,
     },
     /// A frame error closed the connection (oversized or empty frame).
@@ -171,6 +171,119 @@ pub enum ReceiverStatus {
     },
     /// Cumulative datagrams dropped by the kernel for lack of receive buffer (`SO_RXQ_OVFL`).
     KernelDrops(u64),
+    /// A listener turned traffic away before parsing it: `total` so far (cumulative, so an
+    /// event that is merged or arrives late loses nothing), the latest from `last`.
+    Refused {
+        what: Refusal,
+        total: u64,
+        last: SocketAddr,
+    },
+}
+
+/// Why a TCP connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpCloseCause {
+    /// The peer closed it.
+    PeerClosed,
+    /// A socket error (reset, ...).
+    Error(String),
+    /// Nothing arrived for `--tcp-idle-timeout`.
+    IdleTimeout,
+    /// A frame begun was not complete within `--tcp-frame-timeout` (a slow or stalled
+    /// sender holding a partial frame).
+    SlowFrame,
+    /// The run is over.
+    Stopping,
+}
+
+impl std::fmt::Display for TcpCloseCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TcpCloseCause::PeerClosed => f.write_str("peer closed"),
+            TcpCloseCause::Error(e) => write!(f, "{e}"),
+            TcpCloseCause::IdleTimeout => {
+                f.write_str("idle for --tcp-idle-timeout (the script reconnects if alive)")
+            }
+            TcpCloseCause::SlowFrame => {
+                f.write_str("a frame was not complete within --tcp-frame-timeout")
+            }
+            TcpCloseCause::Stopping => f.write_str("bridge stopping"),
+        }
+    }
+}
+
+/// What a listener turned away, before parsing anything (`summary.json`: `final.refused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// A UDP datagram from outside `--allow`.
+    UdpOutsideAllow,
+    /// A TCP connection from outside `--allow`, closed at accept.
+    TcpOutsideAllow,
+    /// A TCP connection over `--tcp-max-conns`, closed at accept.
+    TcpOverConnCap,
+    /// A Prometheus connection from outside `--allow`, closed at accept.
+    MetricsOutsideAllow,
+    /// A Prometheus connection over the endpoint's connection cap, closed at accept.
+    MetricsOverConnCap,
+    /// A Prometheus request too large, too slow, or whose answer was never read.
+    MetricsBadRequest,
+}
+
+impl Refusal {
+    /// The counter's name in `final.refused` and Prometheus (`what` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::UdpOutsideAllow => "udp_outside_allow",
+            Refusal::TcpOutsideAllow => "tcp_outside_allow",
+            Refusal::TcpOverConnCap => "tcp_over_conn_cap",
+            Refusal::MetricsOutsideAllow => "metrics_outside_allow",
+            Refusal::MetricsOverConnCap => "metrics_over_conn_cap",
+            Refusal::MetricsBadRequest => "metrics_bad_requests",
+        }
+    }
+
+    /// The notice kind its log line has.
+    pub fn kind(self) -> EventKind {
+        match self {
+            Refusal::UdpOutsideAllow | Refusal::TcpOutsideAllow | Refusal::MetricsOutsideAllow => {
+                EventKind::OutsideAllow
+            }
+            Refusal::TcpOverConnCap | Refusal::MetricsOverConnCap | Refusal::MetricsBadRequest => {
+                EventKind::LimitReached
+            }
+        }
+    }
+
+    /// What happened, `n` more times (`total` in all), and what to do about it.
+    pub fn message(self, n: u64, total: u64, last: SocketAddr) -> String {
+        let (what, fix) = match self {
+            Refusal::UdpOutsideAllow => (
+                "UDP datagrams from outside --allow dropped unparsed",
+                "if that host is one of yours, add --allow for its network",
+            ),
+            Refusal::TcpOutsideAllow => (
+                "TCP connections from outside --allow closed at accept",
+                "if that host is one of yours, add --allow for its network",
+            ),
+            Refusal::MetricsOutsideAllow => (
+                "Prometheus connections from outside --allow closed at accept",
+                "if that scraper is yours, add --allow for its network",
+            ),
+            Refusal::TcpOverConnCap => (
+                "TCP connections refused: --tcp-max-conns connections are open",
+                "raise --tcp-max-conns (and `ulimit -n`) if you have that many TCP dummies",
+            ),
+            Refusal::MetricsOverConnCap => (
+                "Prometheus connections refused: too many scrapes at once",
+                "scrape less often, or from fewer places",
+            ),
+            Refusal::MetricsBadRequest => (
+                "Prometheus requests dropped: too large, too slow, or the answer was not read",
+                "point only Prometheus (GET /metrics) at --metrics-addr",
+            ),
+        };
+        format!("{n} {what} ({total} in all), latest from {last}: {fix}")
+    }
 }
 
 /// How loud a notice is.
@@ -235,6 +348,11 @@ pub enum EventKind {
     Rejected,
     /// The kernel dropped datagrams for lack of receive buffer.
     KernelDrops,
+    /// Traffic from outside `--allow` was dropped before parsing (counted in `refused`).
+    OutsideAllow,
+    /// A limit turned something away: `--max-dummies`, a connection cap, the sessions or
+    /// sources kept (counted in `refused`).
+    LimitReached,
     TcpOpened,
     TcpClosed,
     /// Anything else worth a line.
@@ -248,7 +366,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in documentation order.
-    pub const ALL: [EventKind; 30] = [
+    pub const ALL: [EventKind; 32] = [
         EventKind::RunStarted,
         EventKind::RunEnded,
         EventKind::StatsReset,
@@ -273,6 +391,8 @@ impl EventKind {
         EventKind::ClockWarning,
         EventKind::Rejected,
         EventKind::KernelDrops,
+        EventKind::OutsideAllow,
+        EventKind::LimitReached,
         EventKind::TcpOpened,
         EventKind::TcpClosed,
         EventKind::Info,
@@ -308,6 +428,8 @@ impl EventKind {
             EventKind::ClockWarning => "clock_warning",
             EventKind::Rejected => "rejected",
             EventKind::KernelDrops => "kernel_drops",
+            EventKind::OutsideAllow => "outside_allow",
+            EventKind::LimitReached => "limit_reached",
             EventKind::TcpOpened => "tcp_opened",
             EventKind::TcpClosed => "tcp_closed",
             EventKind::Info => "info",
@@ -324,7 +446,7 @@ impl EventKind {
             SimFailed | Error => Level::Error,
             SimRestarted | SimDisconnected | SimReconnected | DummyUnannounced | SessionStarted
             | DuplicateId | SourceChanged | Loss | OffTarget | ClockWarning | Rejected
-            | KernelDrops | Warning => Level::Warn,
+            | KernelDrops | OutsideAllow | LimitReached | Warning => Level::Warn,
             _ => Level::Info,
         }
     }
@@ -346,16 +468,52 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// A notice; control and bidirectional-override characters in `message` (which may quote
+    /// received bytes: a name, an error text) are written as `\u{..}` escapes, so one notice
+    /// is one log line and no sender can move the cursor or recolour a terminal.
     pub fn new(kind: EventKind, dummy: Option<u32>, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.chars().any(is_unsafe_char) {
+            message = message
+                .chars()
+                .map(|c| {
+                    if is_unsafe_char(c) {
+                        c.escape_unicode().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+        }
         Self {
             kind,
             dummy,
-            message: message.into(),
+            message,
         }
     }
 
     pub fn level(&self) -> Level {
         self.kind.level()
+    }
+}
+
+/// Characters that must not reach a terminal or a line-based log raw: C0/C1 controls (escape
+/// sequences, line breaks) and the bidirectional overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069) that reorder what is displayed (CVE-2021-42574, "Trojan Source").
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every [`is_unsafe_char`] replaced by U+FFFD (for names: they are shown, not
+/// quoted).
+pub fn displayable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(is_unsafe_char) {
+        text.chars()
+            .map(|c| if is_unsafe_char(c) { '\u{fffd}' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 
@@ -407,6 +565,38 @@ mod tests {
         }
         let unknown: EventKind = serde_json::from_str("\"from_the_future\"").unwrap();
         assert_eq!(unknown, EventKind::Other);
+    }
+
+    #[test]
+    fn notices_never_carry_raw_control_characters() {
+        let n = Notice::new(EventKind::Rejected, None, "name \u{1b}[2J\nx\u{202e}y é");
+        assert_eq!(n.message, "name \\u{1b}[2J\\u{a}x\\u{202e}y é");
+        let plain = Notice::new(EventKind::Info, None, "nothing to escape: µs, ±");
+        assert_eq!(plain.message, "nothing to escape: µs, ±");
+        assert_eq!(displayable("a\u{7}b\u{2066}c"), "a\u{fffd}b\u{fffd}c");
+        assert!(matches!(
+            displayable("Dummy0"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn refusals_name_their_counter_kind_and_fix() {
+        let last: SocketAddr = "192.0.2.1:9".parse().unwrap();
+        let m = Refusal::UdpOutsideAllow.message(3, 10, last);
+        assert!(
+            m.contains("3 UDP datagrams") && m.contains("10 in all"),
+            "{m}"
+        );
+        assert!(m.contains("192.0.2.1:9") && m.contains("--allow"), "{m}");
+        assert_eq!(Refusal::TcpOverConnCap.kind(), EventKind::LimitReached);
+        assert_eq!(
+            Refusal::MetricsOutsideAllow.as_str(),
+            "metrics_outside_allow"
+        );
+        assert!(TcpCloseCause::IdleTimeout
+            .to_string()
+            .contains("--tcp-idle-timeout"));
     }
 
     #[test]

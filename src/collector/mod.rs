@@ -10,7 +10,13 @@
 //! rate is high), it waits a bounded [`ReadCadence::pause`] before reading again, so the
 //! kernel queues the next burst meanwhile; the kernel's receive stamps make that delay
 //! invisible to every latency figure.
+//!
+//! Exposure (docs/RELIABILITY.md): on an address other than loopback, each receiver checks
+//! the sender against the `--allow` list ([`AllowList`]) before anything is parsed: the UDP
+//! thread before a datagram enters a batch, TCP at accept. What it turns away is counted and
+//! reported as [`ReceiverStatus::Refused`](crate::event::ReceiverStatus::Refused).
 
+mod allow;
 mod error;
 mod recvmsg;
 mod tcp;
@@ -19,9 +25,13 @@ mod udp;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use allow::{AllowList, Cidr, CidrError, Exposure, ExposureError, MAX_ALLOW_ENTRIES};
 pub use error::CollectorError;
 pub use recvmsg::MAX_DATAGRAM;
-pub use tcp::{spawn_tcp, TcpConfig};
+pub use tcp::{
+    spawn_tcp, TcpConfig, DEFAULT_TCP_FRAME_TIMEOUT, DEFAULT_TCP_IDLE_TIMEOUT,
+    DEFAULT_TCP_MAX_CONNS,
+};
 pub use udp::{bind_udp, ReadCadence, UdpConfig, UdpReceiver, DEFAULT_RECV_BUFFER};
 
 use crate::event::{ArrivalBatch, Source};
@@ -107,6 +117,28 @@ impl ReplySink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_while_holding_the_reply_map_does_not_take_the_receivers_down() {
+        let sink = ReplySink::new(None);
+        let held = sink.clone();
+        let panicked = std::thread::spawn(move || {
+            let _guard = held.tcp_map();
+            panic!("poisoning the reply map on purpose");
+        })
+        .join();
+        assert!(panicked.is_err() && sink.tcp.is_poisoned());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        sink.register_tcp(7, tx);
+        let to = Source::Tcp {
+            peer: ([127, 0, 0, 1], 1).into(),
+            conn: 7,
+        };
+        assert!(sink.send(to, b"echo"), "replies still go out");
+        assert_eq!(rx.try_recv().unwrap(), crate::wire::encode_frame(b"echo"));
+        sink.unregister_tcp(7);
+        assert!(!sink.send(to, b"echo"));
+    }
 
     #[test]
     fn the_pool_hands_back_cleared_batches_and_keeps_a_few() {

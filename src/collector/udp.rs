@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::recvmsg::{enable_kernel_stamps, BatchReader, Received};
-use super::{BatchPool, CollectorError, BATCH_LIMIT};
-use crate::event::{Arrival, ArrivalBatch, ReceiverEvent, ReceiverStatus, Source};
+use super::{AllowList, BatchPool, CollectorError, BATCH_LIMIT};
+use crate::event::{Arrival, ArrivalBatch, ReceiverEvent, ReceiverStatus, Refusal, Source};
 
 /// Default `SO_RCVBUF` request, bytes: 10 s of 1,000 dummies at 20 Hz is 200,000 datagrams,
 /// and Linux charges each small datagram about 1 KiB of buffer (its `skb` true size), so
@@ -48,6 +48,8 @@ pub struct UdpConfig {
     /// Requested `SO_RCVBUF`, bytes.
     pub recv_buffer: usize,
     pub cadence: ReadCadence,
+    /// Who may send ([`AllowList::Any`] on loopback: no check at all).
+    pub allow: AllowList,
 }
 
 /// A bound UDP socket, ready to receive.
@@ -61,6 +63,7 @@ pub struct UdpReceiver {
     pub kernel_stamps: bool,
     pub drop_counter: bool,
     cadence: ReadCadence,
+    allow: AllowList,
 }
 
 /// Binds the UDP socket and configures it.
@@ -95,6 +98,7 @@ pub fn bind_udp(cfg: &UdpConfig) -> Result<UdpReceiver, CollectorError> {
         kernel_stamps,
         drop_counter,
         cadence: cfg.cadence,
+        allow: cfg.allow.clone(),
     })
 }
 
@@ -128,11 +132,7 @@ impl UdpReceiver {
     fn run(self, tx: &mpsc::Sender<ReceiverEvent>, pool: &BatchPool, low_latency: &AtomicBool) {
         let fd = self.socket.as_raw_fd();
         let mut reader = BatchReader::new(PER_CALL);
-        let mut burst = Burst {
-            batch: pool.take(),
-            drops: None,
-            reported_drops: None,
-        };
+        let mut burst = Burst::new(pool.take(), self.allow.clone());
         // Wait for the first datagram; then, unless a dummy measures ECHO round trips, sleep
         // the cadence's pause so the kernel queues (and stamps) the rest of the burst, and
         // drain it in full batches. Reading a burst as it trickles in would take one system
@@ -187,9 +187,27 @@ struct Burst {
     batch: ArrivalBatch,
     drops: Option<u32>,
     reported_drops: Option<u32>,
+    /// `None` when every sender is accepted (loopback, `--allow-any`): no check per datagram.
+    allow: Option<AllowList>,
+    /// Datagrams from outside `--allow` so far, the latest sender, and the count reported.
+    outside: u64,
+    outside_last: Option<SocketAddr>,
+    reported_outside: u64,
 }
 
 impl Burst {
+    fn new(batch: ArrivalBatch, allow: AllowList) -> Self {
+        Self {
+            batch,
+            drops: None,
+            reported_drops: None,
+            allow: (!allow.is_any()).then_some(allow),
+            outside: 0,
+            outside_last: None,
+            reported_outside: 0,
+        }
+    }
+
     fn push(&mut self, m: Received, payload: &[u8]) {
         if m.drops.is_some() {
             self.drops = self.drops.max(m.drops);
@@ -197,6 +215,14 @@ impl Burst {
         let Some(from) = m.from else {
             return; // not an IP sender: nothing to attribute it to
         };
+        // Before the datagram is copied into the batch: nothing of it is parsed or kept.
+        if let Some(allow) = &self.allow {
+            if !allow.allows(from.ip()) {
+                self.outside += 1;
+                self.outside_last = Some(from);
+                return;
+            }
+        }
         self.batch.push(Arrival {
             source: Source::Udp(from),
             payload,
@@ -206,8 +232,19 @@ impl Burst {
         });
     }
 
-    /// Hands the batch (and a new drop count) over; false once the run is over.
+    /// Hands the batch (and new drop and refusal counts) over; false once the run is over.
     fn send(&mut self, tx: &mpsc::Sender<ReceiverEvent>, pool: &BatchPool) -> bool {
+        if let (true, Some(last)) = (self.outside != self.reported_outside, self.outside_last) {
+            self.reported_outside = self.outside;
+            let status = ReceiverStatus::Refused {
+                what: Refusal::UdpOutsideAllow,
+                total: self.outside,
+                last,
+            };
+            if tx.blocking_send(ReceiverEvent::Status(status)).is_err() {
+                return false;
+            }
+        }
         if self.drops != self.reported_drops {
             self.reported_drops = self.drops;
             let n = u64::from(self.drops.unwrap_or(0));
@@ -222,5 +259,67 @@ impl Burst {
         let full = std::mem::replace(&mut self.batch, pool.take());
         // A full channel blocks here: the kernel buffer absorbs meanwhile.
         tx.blocking_send(ReceiverEvent::Arrivals(full)).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(from: &str) -> Received {
+        Received {
+            len: 3,
+            from: Some(from.parse().unwrap()),
+            kernel_ns: Some(5),
+            drops: None,
+            read_ns: 6,
+            truncated: false,
+            control_truncated: false,
+        }
+    }
+
+    #[test]
+    fn datagrams_from_outside_the_allow_list_never_enter_a_batch_and_are_reported() {
+        let allow = AllowList::Only(vec!["10.0.0.0/24".parse().unwrap()].into_boxed_slice());
+        let mut burst = Burst::new(ArrivalBatch::default(), allow);
+        for from in [
+            "10.0.0.7:1",
+            "10.0.1.7:2",
+            "127.0.0.1:3",
+            "[::ffff:10.0.0.9]:4",
+            "[2001:db8::1]:5",
+        ] {
+            burst.push(received(from), b"abc");
+        }
+        let kept: Vec<_> = burst.batch.iter().map(|a| a.source.addr().port()).collect();
+        assert_eq!(
+            kept,
+            [1, 3, 4],
+            "allowed network, loopback, IPv4-mapped allowed"
+        );
+        let (tx, mut rx) = mpsc::channel(8);
+        let pool = BatchPool::default();
+        assert!(burst.send(&tx, &pool));
+        let Ok(ReceiverEvent::Status(ReceiverStatus::Refused { what, total, last })) =
+            rx.try_recv()
+        else {
+            panic!("the refusal count comes first");
+        };
+        assert_eq!((what, total), (Refusal::UdpOutsideAllow, 2));
+        assert_eq!(last, "[2001:db8::1]:5".parse().unwrap());
+        assert!(matches!(rx.try_recv(), Ok(ReceiverEvent::Arrivals(b)) if b.len() == 3));
+        assert!(burst.send(&tx, &pool));
+        assert!(
+            rx.try_recv().is_err(),
+            "an unchanged count is not sent again"
+        );
+    }
+
+    #[test]
+    fn any_means_no_check_at_all() {
+        let mut burst = Burst::new(ArrivalBatch::default(), AllowList::Any);
+        assert!(burst.allow.is_none());
+        burst.push(received("203.0.113.1:9"), b"x");
+        assert_eq!(burst.batch.len(), 1);
     }
 }

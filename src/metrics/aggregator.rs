@@ -1,29 +1,60 @@
 //! The aggregator: the one owner of metric state.
 //!
-//! Receivers send it [`Arrival`]s and [`ReceiverStatus`] events; it classifies each payload (v1, legacy, garbage),
-//! routes it to the dummy's [`DummyMetrics`], counts rejects per source, and says what to
-//! answer (ECHO), what to record (raw sample rows) and what to tell the user (notices).
-//! Pure: the current time is passed in.
+//! Receivers send it [`Arrival`]s and [`ReceiverStatus`] events; it classifies each payload
+//! (v1, legacy, garbage), routes it to the dummy's [`DummyMetrics`], counts rejects per
+//! source, and says what to answer (ECHO), what to record (raw sample rows) and what to tell
+//! the user (notices). Pure: the current time is passed in.
+//!
+//! Outside input cannot grow its memory or its log without bound (docs/RELIABILITY.md):
+//! dummy ids stop at [`Admission::max_dummies`], the per-source reject table at
+//! [`MAX_REJECT_SOURCES`], earlier sessions at [`MAX_SESSIONS_KEPT`], the legacy address
+//! table at one address per dummy; notices that can repeat are rate-limited per kind
+//! ([`NOTICE_BURST`] per 10 s) and rejects also per source. Each id is pinned to the host
+//! that first sent for it unless [`Admission::allow_roaming`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use rustc_hash::FxHashMap;
 
 use super::{
-    DummyInfo, DummyMetrics, DummyTable, LatencyHistogram, MetricsConfig, RecvClock, RunSnapshot,
-    Sample, SessionRecord, SimSnapshot, SourceErrors, Transport,
+    DummyInfo, DummyMetrics, DummyTable, LatencyHistogram, MetricsConfig, RecvClock, RefusedCounts,
+    RunSnapshot, Sample, SessionRecord, SimSnapshot, SourceErrors, Transport,
 };
-use crate::event::{Arrival, EventKind, Notice, ReceiverStatus, Source};
+use crate::event::{
+    displayable, Arrival, EventKind, Notice, ReceiverStatus, Refusal, Source, TcpCloseCause,
+};
 use crate::time::UnixNanos;
 use crate::wire::{classify, flags, Datagram, Echo, Hello, Message, Stamp, NO_RTT};
 
 /// Rejected datagrams from one source are logged individually up to this many per window.
 const REJECT_LOG_BURST: u32 = 5;
-/// Length of the reject-log window.
-const REJECT_LOG_WINDOW_NS: i64 = 10_000_000_000;
-/// A dummy's source that has been silent this long may be replaced by another address
-/// without a HELLO (a restarted script whose HELLO was lost); before that, a second address
-/// sending for the same id is a second script with the same id.
+/// Length of every log rate-limiting window.
+const LOG_WINDOW_NS: i64 = 10_000_000_000;
+/// Notices of one kind logged per window (kinds that outside input can repeat at will; a
+/// `dummy_registered` happens once per id and is not limited). 100 per 10 s keeps a
+/// restart of a few dozen dummies fully logged, and an attack to 10 lines a second per kind.
+pub const NOTICE_BURST: u32 = 100;
+/// A dummy's source that has been silent this long may be replaced by another address of
+/// the same host without a HELLO (a restarted script whose HELLO was lost); before that, a
+/// second address sending for the same id is a second script with the same id.
 const OWNER_QUIET_NS: i64 = 2_000_000_000;
+/// Default `--max-dummies`. The memory goal is at most 32 KiB per dummy, measured at 10,000
+/// dummies (docs/PERFORMANCE.md): 10,000 is the largest count that goal was measured at, so
+/// a flood of invented ids costs at most about 320 MiB, and 10 times the 1,000 dummies the
+/// receive buffer is sized for.
+pub const DEFAULT_MAX_DUMMIES: usize = 10_000;
+/// Sources the per-source reject table keeps; rejects from further sources are counted in
+/// one `(other sources)` row. A spoofed-source flood would otherwise add a row per datagram.
+pub const MAX_REJECT_SOURCES: usize = 1024;
+/// Earlier sessions kept for `summary.json` (one restart each of 10,000 dummies); later ones
+/// are counted, not kept. A HELLO flood would otherwise add a snapshot per HELLO.
+pub const MAX_SESSIONS_KEPT: usize = 10_000;
+/// The `source` of the folded row of the reject table.
+pub const FOLDED_SOURCES: &str = "(other sources)";
+/// Largest simulation time accepted, s (about 32 years): more is no CoppeliaSim's, and
+/// would overflow nanosecond arithmetic downstream.
+pub const MAX_SIM_TIME_S: f64 = 1e9;
 
 /// One accepted STAMP or legacy time, as written to `samples/<dummy>.csv`.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +91,27 @@ impl Outcome {
     }
 }
 
+/// How dummy ids are admitted and who may speak for them (`run` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Most dummy ids known at once (`--max-dummies`); messages for more are refused.
+    pub max_dummies: usize,
+    /// `--allow-roaming`: another host may take over an id whose source has gone quiet for
+    /// 2 s, as before pinning existed. Off: an id belongs, for the whole run, to the host that
+    /// first sent for it (another port of that host may still take over, as a restarted
+    /// script does).
+    pub allow_roaming: bool,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self {
+            max_dummies: DEFAULT_MAX_DUMMIES,
+            allow_roaming: false,
+        }
+    }
+}
+
 /// The source that speaks for a v1 dummy id, and when it last did.
 #[derive(Debug, Clone, Copy)]
 struct Owner {
@@ -73,26 +125,75 @@ struct Route {
     owner: Option<Owner>,
     /// Its HELLO asked for ECHOs.
     echo: bool,
+    /// The host the id is pinned to (see [`Admission::allow_roaming`]).
+    host: Option<IpAddr>,
 }
 
-#[derive(Debug, Clone, Default)]
-struct RejectLog {
-    window_start_ns: UnixNanos,
-    logged: u32,
+/// The host of `source` for pinning: its IP, every loopback address being one host.
+fn host_of(source: Source) -> IpAddr {
+    let ip = source.addr().ip().to_canonical();
+    if ip.is_loopback() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        ip
+    }
+}
+
+/// One rate-limiting window: how many lines it let through and held back.
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    start_ns: UnixNanos,
+    used: u32,
     suppressed: u64,
+}
+
+impl Window {
+    /// Whether one more line fits (`burst` per window) at `now_ns`; and, when this starts a
+    /// new window, how many the previous one held back (to be said once).
+    fn take(&mut self, now_ns: UnixNanos, burst: u32) -> (bool, u64) {
+        let mut held_back = 0;
+        if now_ns.saturating_sub(self.start_ns) >= LOG_WINDOW_NS {
+            held_back = std::mem::take(&mut self.suppressed);
+            self.start_ns = now_ns;
+            self.used = 0;
+        }
+        if self.used < burst {
+            self.used += 1;
+            (true, held_back)
+        } else {
+            self.suppressed += 1;
+            (false, held_back)
+        }
+    }
+}
+
+/// A row of the reject table: one source, or the folded rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum RejectKey {
+    Source(Source),
+    Folded,
 }
 
 /// Owner of every dummy's statistics.
 #[derive(Debug, Clone)]
 pub struct Aggregator {
     cfg: MetricsConfig,
+    admission: Admission,
     /// When the bridge started; `elapsed_s` counts from here.
     started_ns: UnixNanos,
-    /// Every dummy: its route (owner, ECHO wish) and its statistics.
+    /// Every dummy: its route (owner, ECHO wish, host) and its statistics.
     dummies: DummyTable<Route>,
+    /// Legacy sender address → dummy id, and back (one address per id, so both stay within
+    /// `max_dummies` and a re-registration is O(1)).
     legacy_sources: HashMap<SocketAddr, u32>,
-    rejected: BTreeMap<String, SourceErrors>,
-    reject_log: HashMap<String, RejectLog>,
+    legacy_ids: FxHashMap<u32, SocketAddr>,
+    rejected: BTreeMap<RejectKey, SourceErrors>,
+    reject_log: HashMap<RejectKey, Window>,
+    /// Per-kind log windows of the notices outside input can repeat.
+    kind_log: HashMap<EventKind, Window>,
+    /// Per receiver refusal: the total the last logged line reported.
+    refusal_logged: HashMap<Refusal, u64>,
+    refused: RefusedCounts,
     sessions: Vec<SessionRecord>,
     recv_clock: RecvClock,
     kernel_drops: Option<u64>,
@@ -106,16 +207,27 @@ impl Aggregator {
         Self {
             started_ns: cfg.run_start_ns,
             cfg,
+            admission: Admission::default(),
             dummies: DummyTable::default(),
             legacy_sources: HashMap::new(),
+            legacy_ids: FxHashMap::default(),
             rejected: BTreeMap::new(),
             reject_log: HashMap::new(),
+            kind_log: HashMap::new(),
+            refusal_logged: HashMap::new(),
+            refused: RefusedCounts::default(),
             sessions: Vec::new(),
             recv_clock: RecvClock::User,
             kernel_drops: None,
             backlog: LatencyHistogram::new(),
             sim: None,
         }
+    }
+
+    /// The same, admitting ids as `admission` says.
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
     }
 
     pub fn config(&self) -> &MetricsConfig {
@@ -163,51 +275,128 @@ impl Aggregator {
         }
     }
 
+    /// Tells the user, unless `kind` has used its window's lines: then the line is counted
+    /// (`refused.notices_suppressed`) and the next window opens with how many were held back.
+    /// `message` is only built when the line is logged, so a flood costs no formatting.
+    fn say(
+        &mut self,
+        out: &mut Outcome,
+        kind: EventKind,
+        dummy: Option<u32>,
+        now_ns: UnixNanos,
+        message: impl FnOnce() -> String,
+    ) {
+        if kind == EventKind::DummyRegistered {
+            return out.notice(kind, dummy, message());
+        }
+        let (fits, held_back) = self
+            .kind_log
+            .entry(kind)
+            .or_default()
+            .take(now_ns, NOTICE_BURST);
+        if held_back > 0 {
+            out.notice(
+                kind,
+                None,
+                format!(
+                    "{held_back} more {kind} notices were not logged in the last 10 s (rate \
+                     limit; every count is in the summary)"
+                ),
+            );
+        }
+        if fits {
+            out.notice(kind, dummy, message());
+        } else {
+            self.refused.notices_suppressed += 1;
+        }
+    }
+
     /// Handles one receiver status event at wall time `now_ns`.
     pub fn status(&mut self, ev: &ReceiverStatus, now_ns: UnixNanos) -> Outcome {
         let mut out = Outcome::default();
         match ev {
             ReceiverStatus::TcpOpened { source } => {
-                out.notice(
-                    EventKind::TcpOpened,
-                    None,
-                    format!("TCP connection from {source}"),
-                );
+                let source = *source;
+                self.say(&mut out, EventKind::TcpOpened, None, now_ns, || {
+                    format!("TCP connection from {source}")
+                });
             }
             ReceiverStatus::TcpClosed {
                 source,
-                reason,
+                cause,
                 lost_partial_bytes,
-            } => {
-                let lost = if *lost_partial_bytes > 0 {
-                    format!(" ({lost_partial_bytes} bytes of an unfinished frame discarded)")
-                } else {
-                    String::new()
-                };
-                out.notice(
-                    EventKind::TcpClosed,
-                    None,
-                    format!("TCP connection {source} closed: {reason}{lost}"),
-                );
-            }
+            } => self.on_tcp_closed(*source, cause, *lost_partial_bytes, now_ns, &mut out),
             ReceiverStatus::TcpFrameError { source, error } => {
-                self.reject(*source, "frame_error", error, now_ns, &mut out);
+                self.refused.tcp_frame_errors += 1;
+                self.reject(*source, "frame_error", now_ns, &mut out, || {
+                    format!("{error}; that connection is closed, others go on")
+                });
             }
             &ReceiverStatus::KernelDrops(n) => {
                 let before = self.kernel_drops.replace(n).unwrap_or(0);
                 if n > before {
-                    out.notice(
-                        EventKind::KernelDrops,
-                        None,
+                    self.say(&mut out, EventKind::KernelDrops, None, now_ns, || {
                         format!(
                             "the kernel dropped {} for lack of receive buffer ({n} in all): raise --recv-buffer or net.core.rmem_max",
                             crate::output::format::count(n - before, "datagram")
-                        ),
-                    );
+                        )
+                    });
                 }
+            }
+            &ReceiverStatus::Refused { what, total, last } => {
+                self.on_refused(what, total, last, now_ns, &mut out);
             }
         }
         out
+    }
+
+    fn on_tcp_closed(
+        &mut self,
+        source: Source,
+        cause: &TcpCloseCause,
+        lost_partial_bytes: usize,
+        now_ns: UnixNanos,
+        out: &mut Outcome,
+    ) {
+        match cause {
+            TcpCloseCause::IdleTimeout => self.refused.tcp_idle_closed += 1,
+            TcpCloseCause::SlowFrame => self.refused.tcp_slow_frame_closed += 1,
+            _ => {}
+        }
+        self.say(out, EventKind::TcpClosed, None, now_ns, || {
+            let lost = if lost_partial_bytes > 0 {
+                format!(" ({lost_partial_bytes} bytes of an unfinished frame discarded)")
+            } else {
+                String::new()
+            };
+            format!("TCP connection {source} closed: {cause}{lost}")
+        });
+    }
+
+    /// A receiver's cumulative refusal count: kept (it only grows), and logged with what
+    /// came since the last line that was.
+    fn on_refused(
+        &mut self,
+        what: Refusal,
+        total: u64,
+        last: SocketAddr,
+        now_ns: UnixNanos,
+        out: &mut Outcome,
+    ) {
+        let counter = self.refused.of_mut(what);
+        if total <= *counter {
+            return;
+        }
+        *counter = total;
+        let logged = self.refusal_logged.get(&what).copied().unwrap_or(0);
+        let mut said = false;
+        self.say(out, what.kind(), None, now_ns, || {
+            said = true;
+            what.message(total - logged, total, last)
+        });
+        if said {
+            self.refusal_logged.insert(what, total);
+        }
     }
 
     /// The prefetch plan of `batch` (see `metrics::table`), into `slots`.
@@ -231,13 +420,9 @@ impl Aggregator {
 
     fn on_message(&mut self, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
         if m.truncated {
-            return self.reject(
-                m.source,
-                "oversized",
-                "datagram longer than 2048 bytes",
-                now_ns,
-                out,
-            );
+            return self.reject(m.source, "oversized", now_ns, out, || {
+                "datagram longer than 2048 bytes".into()
+            });
         }
         if let Some(kernel_ns) = m.kernel_ns {
             if let Source::Udp(_) = m.source {
@@ -251,47 +436,25 @@ impl Aggregator {
         match classify(m.payload, registered) {
             Datagram::V1(Message::Hello(h)) => self.on_hello(h, m, now_ns, out),
             Datagram::V1(Message::Stamp(s)) => self.on_stamp(s, m, now_ns, out),
-            Datagram::V1(Message::Bye(b)) => {
-                if !self.claim(b.dummy_id, m, now_ns, out) {
-                    return;
-                }
-                if let Some(d) = self.dummies.get_mut(b.dummy_id) {
-                    d.on_bye(&b, now_ns);
-                    out.notice(
-                        EventKind::DummyBye,
-                        Some(b.dummy_id),
-                        format!(
-                            "{} said goodbye: {} sent, {}, {}",
-                            d.info().name,
-                            crate::output::format::count(b.stamps_sent.into(), "stamp"),
-                            crate::output::format::count(b.send_errors.into(), "send error"),
-                            crate::output::format::count(b.echoes_received.into(), "echo")
-                        ),
-                    );
-                }
-            }
+            Datagram::V1(Message::Bye(b)) => self.on_bye(&b, m, now_ns, out),
             Datagram::V1(Message::Echo(_)) => {
-                self.reject(
-                    m.source,
-                    "unexpected_echo",
-                    "ECHO is sent by the bridge, not to it",
-                    now_ns,
-                    out,
-                );
+                self.reject(m.source, "unexpected_echo", now_ns, out, || {
+                    "ECHO is sent by the bridge, not to it".into()
+                });
             }
             Datagram::LegacyRegister(id) => self.on_legacy_register(id, m, now_ns, out),
             Datagram::LegacyTime(t) => self.on_legacy_time(t, m, now_ns, out),
             other => {
                 let label = other.reject_label().unwrap_or("unrecognised");
-                let detail = match &other {
+                let len = m.payload.len();
+                self.reject(m.source, label, now_ns, out, || match &other {
                     Datagram::BadV1(e) => e.to_string(),
                     Datagram::LegacyUnregistered => {
                         "8-byte legacy time from an address that never sent its id".into()
                     }
                     Datagram::BadLegacyTime => "legacy time is NaN or infinite".into(),
-                    _ => format!("{} bytes in no known format", m.payload.len()),
-                };
-                self.reject(m.source, label, &detail, now_ns, out);
+                    _ => format!("{len} bytes in no known format"),
+                });
             }
         }
     }
@@ -303,9 +466,74 @@ impl Aggregator {
         }
     }
 
+    /// Whether a message from `source` may create or use the slot of `id`: known ids always;
+    /// new ones while fewer than `--max-dummies` ids are known. Refusals are counted and
+    /// logged once per window (not once per source: each invented id may come from a new
+    /// one).
+    fn admit(&mut self, id: u32, source: Source, now_ns: UnixNanos, out: &mut Outcome) -> bool {
+        if self.dummies.has_slot(id) || self.dummies.slot_count() < self.admission.max_dummies {
+            return true;
+        }
+        self.refused.over_max_dummies += 1;
+        self.count_reject(source, "max_dummies");
+        let max = self.admission.max_dummies;
+        self.say(out, EventKind::LimitReached, None, now_ns, || {
+            format!(
+                "dummy id {id} from {source} refused: --max-dummies {max} ids are known \
+                 (raise it if you really have more dummies; each costs up to 32 KiB)"
+            )
+        });
+        false
+    }
+
+    /// Whether `source` may speak for `id` as far as pinning goes: refused (counted, logged)
+    /// when the id is pinned to another host.
+    fn pinned_ok(&mut self, id: u32, source: Source, now_ns: UnixNanos, out: &mut Outcome) -> bool {
+        if self.admission.allow_roaming {
+            return true;
+        }
+        let host = host_of(source);
+        let Some(pinned) = self
+            .dummies
+            .slot(id)
+            .and_then(|s| s.route.host)
+            .filter(|h| *h != host)
+        else {
+            return true;
+        };
+        self.refused.id_pinned += 1;
+        self.reject(source, "id_pinned", now_ns, out, || {
+            format!(
+                "dummy {id} belongs to host {pinned} for this run; {source} claims it: refused \
+                 (another scene with the same ids, or a spoofed sender). If that dummy really \
+                 moved to another host, restart the bridge, or run it with --allow-roaming"
+            )
+        });
+        false
+    }
+
+    /// The slot of `id` for a message from `source`, pinned to its host if new; `None` if
+    /// admission or pinning refuse it (counted and logged).
+    fn route_of(
+        &mut self,
+        id: u32,
+        source: Source,
+        now_ns: UnixNanos,
+        out: &mut Outcome,
+    ) -> Option<&mut Route> {
+        if !self.admit(id, source, now_ns, out) || !self.pinned_ok(id, source, now_ns, out) {
+            return None;
+        }
+        let route = &mut self.dummies.slot_or_default(id).route;
+        route.host.get_or_insert_with(|| host_of(source));
+        Some(route)
+    }
+
     fn on_hello(&mut self, h: Hello, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
         let at = m.recv_ns();
-        let route = &mut self.dummies.slot_or_default(h.dummy_id).route;
+        let Some(route) = self.route_of(h.dummy_id, m.source, now_ns, out) else {
+            return;
+        };
         let previous = route.owner.replace(Owner {
             source: m.source,
             last_ns: at,
@@ -314,19 +542,18 @@ impl Aggregator {
         if let Some(old) =
             previous.filter(|o| o.source != m.source && at - o.last_ns < OWNER_QUIET_NS)
         {
-            out.notice(
-                EventKind::DuplicateId,
-                Some(h.dummy_id),
+            let (id, new) = (h.dummy_id, m.source);
+            self.say(out, EventKind::DuplicateId, Some(id), now_ns, || {
                 format!(
-                    "dummy {} announced itself from {} while {} still sends for it: two scripts with the same id? \
+                    "dummy {id} announced itself from {new} while {} still sends for it: two scripts with the same id? \
                      Give each dummy a unique alias number or id{{N}} in its extension string",
-                    h.dummy_id, m.source, old.source
-                ),
-            );
+                    old.source
+                )
+            });
         }
         let info = DummyInfo {
             id: h.dummy_id,
-            name: h.name.clone(),
+            name: displayable(&h.name).into_owned(),
             transport: Self::transport_of(m.source),
             dt_s: Some(h.dt_s),
             source: m.source.addr().to_string(),
@@ -336,60 +563,79 @@ impl Aggregator {
 
     fn register(&mut self, info: DummyInfo, now_ns: UnixNanos, out: &mut Outcome) {
         let id = info.id;
-        let text = format!(
-            "{} (id {id}, {}) registered from {}",
-            info.name, info.transport, info.source
-        );
         match self.dummies.get_mut(id) {
             Some(d) => {
                 if let Some(old) = d.on_hello(info, now_ns) {
-                    out.notice(
-                        EventKind::SessionStarted,
-                        Some(id),
-                        format!(
-                            "dummy {id} announced itself again: session {} begins",
-                            old.session + 1
-                        ),
-                    );
-                    self.sessions.push(old);
+                    let session = old.session + 1;
+                    self.keep_session(old, now_ns, out);
+                    self.say(out, EventKind::SessionStarted, Some(id), now_ns, || {
+                        format!("dummy {id} announced itself again: session {session} begins")
+                    });
                 }
             }
             None => {
+                let text = format!(
+                    "{} (id {id}, {}) registered from {}",
+                    info.name, info.transport, info.source
+                );
                 self.dummies.insert(id, DummyMetrics::new(info, &self.cfg));
                 out.notice(EventKind::DummyRegistered, Some(id), text);
             }
         }
     }
 
+    /// Keeps an ended session for `summary.json`, up to [`MAX_SESSIONS_KEPT`].
+    fn keep_session(&mut self, old: SessionRecord, now_ns: UnixNanos, out: &mut Outcome) {
+        if self.sessions.len() < MAX_SESSIONS_KEPT {
+            self.sessions.push(old);
+            return;
+        }
+        self.refused.sessions_not_kept += 1;
+        self.say(
+            out,
+            EventKind::LimitReached,
+            Some(old.dummy_id),
+            now_ns,
+            || {
+                format!(
+                    "{MAX_SESSIONS_KEPT} earlier sessions are kept; dummy {}'s session {} is \
+                 counted (refused.sessions_not_kept) but not kept in summary.json",
+                    old.dummy_id, old.session
+                )
+            },
+        );
+    }
+
     /// Whether `source` may speak for v1 dummy `id` now; adopts it when the id is new or its
-    /// previous source has gone quiet. A second active source is rejected and named.
+    /// previous source (of the same host, unless roaming) has gone quiet. A second active
+    /// source is rejected and named.
     fn claim(&mut self, id: u32, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) -> bool {
         let at = m.recv_ns();
-        let owner = &mut self.dummies.slot_or_default(id).route.owner;
+        let Some(route) = self.route_of(id, m.source, now_ns, out) else {
+            return false;
+        };
+        let owner = &mut route.owner;
         match owner {
             Some(o) if o.source == m.source => o.last_ns = at,
             Some(o) if at - o.last_ns < OWNER_QUIET_NS => {
-                let detail = format!(
-                    "dummy {id} already sends from {}: two scripts share id {id}; give each dummy a unique \
-                     alias number or id{{N}} in its extension string",
-                    o.source
-                );
-                self.reject(m.source, "duplicate_id", &detail, now_ns, out);
+                let holder = o.source;
+                self.reject(m.source, "duplicate_id", now_ns, out, || {
+                    format!(
+                        "dummy {id} already sends from {holder}: two scripts share id {id}; give each dummy a unique \
+                         alias number or id{{N}} in its extension string"
+                    )
+                });
                 return false;
             }
             Some(o) => {
-                out.notice(
-                    EventKind::SourceChanged,
-                    Some(id),
-                    format!(
-                        "dummy {id} now sends from {} (was {}, silent since)",
-                        m.source, o.source
-                    ),
-                );
+                let (old, new) = (o.source, m.source);
                 *o = Owner {
                     source: m.source,
                     last_ns: at,
                 };
+                self.say(out, EventKind::SourceChanged, Some(id), now_ns, || {
+                    format!("dummy {id} now sends from {new} (was {old}, silent since)")
+                });
             }
             None => {
                 *owner = Some(Owner {
@@ -401,8 +647,60 @@ impl Aggregator {
         true
     }
 
+    fn on_bye(
+        &mut self,
+        b: &crate::wire::Bye,
+        m: &Arrival<'_>,
+        now_ns: UnixNanos,
+        out: &mut Outcome,
+    ) {
+        let id = b.dummy_id;
+        if !self.dummies.contains(id) {
+            // It would have created a route for an id nobody registered: memory per datagram.
+            return self.reject(m.source, "unknown_dummy", now_ns, out, || {
+                format!("BYE for dummy {id}, which never sent a HELLO or STAMP")
+            });
+        }
+        if !self.claim(id, m, now_ns, out) {
+            return;
+        }
+        let Some(d) = self.dummies.get_mut(id) else {
+            return;
+        };
+        d.on_bye(b, now_ns);
+        let name = d.info().name.clone();
+        let b = *b;
+        self.say(out, EventKind::DummyBye, Some(id), now_ns, || {
+            format!(
+                "{name} said goodbye: {} sent, {}, {}",
+                crate::output::format::count(b.stamps_sent.into(), "stamp"),
+                crate::output::format::count(b.send_errors.into(), "send error"),
+                crate::output::format::count(b.echoes_received.into(), "echo")
+            )
+        });
+    }
+
+    /// A simulation time no CoppeliaSim produces: refused before any statistic sees it.
+    fn implausible_time(
+        &mut self,
+        t: f64,
+        source: Source,
+        now_ns: UnixNanos,
+        out: &mut Outcome,
+    ) -> bool {
+        if (0.0..MAX_SIM_TIME_S).contains(&t) {
+            return false;
+        }
+        self.reject(source, "implausible_sim_time", now_ns, out, || {
+            format!("simulation time {t} s is negative or beyond {MAX_SIM_TIME_S} s")
+        });
+        true
+    }
+
     fn on_stamp(&mut self, s: Stamp, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
-        if !self.claim(s.dummy_id, m, now_ns, out) {
+        if self.implausible_time(s.sim_time_s, m.source, now_ns, out)
+            || !self.claim(s.dummy_id, m, now_ns, out)
+        {
             return;
         }
         if !self.dummies.contains(s.dummy_id) {
@@ -414,11 +712,10 @@ impl Aggregator {
                 dt_s: None,
                 source: m.source.addr().to_string(),
             };
-            out.notice(
-                EventKind::DummyUnannounced,
-                Some(s.dummy_id),
-                format!("STAMP from dummy {} before any HELLO (bridge started after the simulation?): accepted without its name and dt", s.dummy_id),
-            );
+            let id = s.dummy_id;
+            self.say(out, EventKind::DummyUnannounced, Some(id), now_ns, || {
+                format!("STAMP from dummy {id} before any HELLO (bridge started after the simulation?): accepted without its name and dt")
+            });
             self.register(info, now_ns, out);
         }
         let sample = Sample {
@@ -431,7 +728,7 @@ impl Aggregator {
             recv_clock: recv_clock(m),
             rtt_us: (s.rtt_us != NO_RTT).then_some(s.rtt_us),
         };
-        self.record(s.dummy_id, sample, out);
+        self.record(s.dummy_id, sample, now_ns, out);
         if self
             .dummies
             .slot_mut(s.dummy_id)
@@ -448,31 +745,12 @@ impl Aggregator {
         }
     }
 
-    fn record(&mut self, id: u32, sample: Sample, out: &mut Outcome) {
+    fn record(&mut self, id: u32, sample: Sample, now_ns: UnixNanos, out: &mut Outcome) {
         let Some(d) = self.dummies.get_mut(id) else {
             return;
         };
         let r = d.record(&sample, &self.cfg);
-        if let Some(old) = r.new_session {
-            out.notice(
-                EventKind::SessionStarted,
-                Some(id),
-                format!(
-                    "{} restarted ({}): session {} begins",
-                    d.info().name,
-                    old.reason,
-                    old.session + 1
-                ),
-            );
-            self.sessions.push(old);
-        }
-        if let Some(w) = r.clock_warning {
-            out.notice(
-                EventKind::ClockWarning,
-                Some(id),
-                format!("{}: clocks disagree: {w}", d.info().name),
-            );
-        }
+        let name = d.info().name.clone();
         out.record = Some(SampleRecord {
             dummy_id: id,
             session: d.session(),
@@ -483,6 +761,18 @@ impl Aggregator {
                 .map(|sent| sample.recv_unix_ns.saturating_sub(sent) as f64 / 1e3),
             excluded: r.excluded_warmup,
         });
+        if let Some(old) = r.new_session {
+            let (reason, session) = (old.reason.clone(), old.session + 1);
+            self.keep_session(old, now_ns, out);
+            self.say(out, EventKind::SessionStarted, Some(id), now_ns, || {
+                format!("{name} restarted ({reason}): session {session} begins")
+            });
+        }
+        if let Some(w) = r.clock_warning {
+            self.say(out, EventKind::ClockWarning, Some(id), now_ns, || {
+                format!("{name}: clocks disagree: {w}")
+            });
+        }
     }
 
     fn on_legacy_register(
@@ -493,17 +783,25 @@ impl Aggregator {
         out: &mut Outcome,
     ) {
         let Source::Udp(addr) = m.source else {
-            return self.reject(
-                m.source,
-                "legacy_over_tcp",
-                "the notebook format is UDP only",
-                now_ns,
-                out,
-            );
+            return self.reject(m.source, "legacy_over_tcp", now_ns, out, || {
+                "the notebook format is UDP only".into()
+            });
         };
-        // A script restarted on a new port: forget its old address.
-        self.legacy_sources.retain(|_, v| *v != id);
-        self.legacy_sources.insert(addr, id);
+        if self.route_of(id, m.source, now_ns, out).is_none() {
+            return;
+        }
+        // This address now speaks for `id`, and `id` only through this address (a script
+        // restarted on a new port: its old address is forgotten).
+        if let Some(old_id) = self.legacy_sources.insert(addr, id) {
+            if old_id != id && self.legacy_ids.get(&old_id) == Some(&addr) {
+                self.legacy_ids.remove(&old_id);
+            }
+        }
+        if let Some(old_addr) = self.legacy_ids.insert(id, addr) {
+            if old_addr != addr {
+                self.legacy_sources.remove(&old_addr);
+            }
+        }
         let info = DummyInfo {
             id,
             name: format!("Dummy{id}"),
@@ -514,11 +812,14 @@ impl Aggregator {
         self.register(info, now_ns, out);
     }
 
-    fn on_legacy_time(&mut self, t: f64, m: &Arrival<'_>, _now_ns: UnixNanos, out: &mut Outcome) {
+    fn on_legacy_time(&mut self, t: f64, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
         let Source::Udp(addr) = m.source else { return };
         let Some(&id) = self.legacy_sources.get(&addr) else {
             return;
         };
+        if self.implausible_time(t, m.source, now_ns, out) {
+            return;
+        }
         let sample = Sample {
             seq: None,
             step: None,
@@ -529,56 +830,69 @@ impl Aggregator {
             recv_clock: recv_clock(m),
             rtt_us: None,
         };
-        self.record(id, sample, out);
+        self.record(id, sample, now_ns, out);
     }
 
-    /// Counts a rejected message against its source; logs it, rate-limited per source.
+    /// Counts a rejected message against its source's row of the reject table (or the
+    /// folded row once [`MAX_REJECT_SOURCES`] sources have one); returns the row.
+    fn count_reject(&mut self, source: Source, label: &'static str) -> RejectKey {
+        let mut key = RejectKey::Source(source);
+        if !self.rejected.contains_key(&key) {
+            let folded = self.rejected.contains_key(&RejectKey::Folded);
+            if self.rejected.len() - usize::from(folded) >= MAX_REJECT_SOURCES {
+                key = RejectKey::Folded;
+                self.refused.reject_sources_folded += 1;
+            }
+        }
+        let e = self.rejected.entry(key).or_insert_with(|| SourceErrors {
+            source: match key {
+                RejectKey::Source(s) => s.to_string(),
+                RejectKey::Folded => FOLDED_SOURCES.to_owned(),
+            },
+            total: 0,
+            by_reason: BTreeMap::new(),
+        });
+        e.total += 1;
+        match e.by_reason.get_mut(label) {
+            Some(n) => *n += 1,
+            None => {
+                e.by_reason.insert(label.to_owned(), 1);
+            }
+        }
+        key
+    }
+
+    /// Counts a rejected message against its source; logs it, rate-limited per source (or
+    /// folded row) and per kind. `detail` is only built when the line is logged.
     fn reject(
         &mut self,
         source: Source,
-        label: &str,
-        detail: &str,
+        label: &'static str,
         now_ns: UnixNanos,
         out: &mut Outcome,
+        detail: impl FnOnce() -> String,
     ) {
-        let key = source.to_string();
-        let e = self
-            .rejected
-            .entry(key.clone())
-            .or_insert_with(|| SourceErrors {
-                source: key.clone(),
-                total: 0,
-                by_reason: BTreeMap::new(),
+        let key = self.count_reject(source, label);
+        let (fits, held_back) = self
+            .reject_log
+            .entry(key)
+            .or_default()
+            .take(now_ns, REJECT_LOG_BURST);
+        if held_back > 0 {
+            self.say(out, EventKind::Rejected, None, now_ns, || {
+                let from = match key {
+                    RejectKey::Source(s) => s.to_string(),
+                    RejectKey::Folded => FOLDED_SOURCES.to_owned(),
+                };
+                format!("{from}: {held_back} more rejected messages not logged individually")
             });
-        e.total += 1;
-        *e.by_reason.entry(label.to_owned()).or_default() += 1;
-        let log = self.reject_log.entry(key).or_default();
-        if now_ns - log.window_start_ns >= REJECT_LOG_WINDOW_NS {
-            let suppressed = std::mem::take(&mut log.suppressed);
-            *log = RejectLog {
-                window_start_ns: now_ns,
-                logged: 0,
-                suppressed: 0,
-            };
-            if suppressed > 0 {
-                out.notice(
-                    EventKind::Rejected,
-                    None,
-                    format!(
-                        "{source}: {suppressed} more rejected messages not logged individually"
-                    ),
-                );
-            }
         }
-        if log.logged < REJECT_LOG_BURST {
-            log.logged += 1;
-            out.notice(
-                EventKind::Rejected,
-                None,
-                format!("{source}: rejected ({label}): {detail}"),
-            );
+        if fits {
+            self.say(out, EventKind::Rejected, None, now_ns, || {
+                format!("{source}: rejected ({label}): {}", detail())
+            });
         } else {
-            log.suppressed += 1;
+            self.refused.notices_suppressed += 1;
         }
     }
 
@@ -597,6 +911,7 @@ impl Aggregator {
                 .map(|d| d.snapshot(now_ns, &self.cfg))
                 .collect(),
             rejected: self.rejected.values().cloned().collect(),
+            refused: self.refused.clone(),
             sim: self.sim.clone(),
         }
     }

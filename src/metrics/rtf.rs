@@ -110,6 +110,7 @@ impl RtfTracker {
         if !sim_time_s.is_finite() {
             return;
         }
+        let wall_ns = clamp_wall(wall_ns);
         if let Some(last) = self.recent.back() {
             if wall_ns >= last.wall_ns && sim_time_s < last.sim_s - SIM_RESTART_EPS_S {
                 self.reset();
@@ -144,6 +145,7 @@ impl RtfTracker {
     }
 
     pub fn stats(&self, now_ns: UnixNanos) -> RtfStats {
+        let now_ns = clamp_wall(now_ns);
         let worst = self.worst.worst.map(|w| (w.rtf, w.end_ns));
         let origin = self.worst.origin;
         RtfStats {
@@ -159,6 +161,7 @@ impl RtfTracker {
     /// Messages per wall second over the last 1 s: the samples after `a` up to the newest,
     /// divided by their wall span (same `a` and anchor as `last_1s`).
     pub fn rate_1s_hz(&self, now_ns: UnixNanos) -> Option<f64> {
+        let now_ns = clamp_wall(now_ns);
         let w = SHORT_WINDOW_NS;
         if self.recent.back().is_some_and(|e| now_ns - e.wall_ns >= w) {
             return Some(0.0);
@@ -369,6 +372,17 @@ impl WorstWindow {
             });
         }
     }
+}
+
+/// Latest wall time the tracker works with: 2⁶² ns after the epoch (year 2116). The sender's
+/// clock is outside input (a STAMP's `sent_unix_s`, saturated into `i64`): clamped into
+/// `0..=MAX_WALL_NS`, every difference and window boundary the tracker computes fits in an
+/// `i64`, so an absurd clock gives absurd RTFs for that dummy alone, never an overflow
+/// (found by `tests/hostile_inputs.rs`, cell `cell_negative_and_huge_sender_times`).
+const MAX_WALL_NS: UnixNanos = 1 << 62;
+
+fn clamp_wall(ns: UnixNanos) -> UnixNanos {
+    ns.clamp(0, MAX_WALL_NS)
 }
 
 #[cfg(test)]

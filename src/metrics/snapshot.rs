@@ -285,5 +285,129 @@ pub struct RunSnapshot {
     pub latency: Option<LatencyStats>,
     pub dummies: Vec<DummySnapshot>,
     pub rejected: Vec<SourceErrors>,
+    /// What the bridge turned away or cut short to protect itself (allow list, caps,
+    /// timeouts); all zero on a quiet network. `docs/RELIABILITY.md` has the threat model.
+    #[serde(default)]
+    pub refused: RefusedCounts,
     pub sim: Option<SimSnapshot>,
+}
+
+/// Counters of what the bridge refused, for the whole run (docs/OUTPUT.md, `refused`).
+/// Datagram-level rejects stay in [`RunSnapshot::rejected`], per source and reason; these are
+/// the ones no source table can hold (dropped unparsed, connections) or that protect memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RefusedCounts {
+    /// UDP datagrams from outside `--allow`, dropped before parsing.
+    pub udp_outside_allow: u64,
+    /// TCP connections from outside `--allow`, closed at accept.
+    pub tcp_outside_allow: u64,
+    /// Prometheus connections from outside `--allow`, closed at accept.
+    pub metrics_outside_allow: u64,
+    /// TCP connections refused at accept: `--tcp-max-conns` were open.
+    pub tcp_over_conn_cap: u64,
+    /// Prometheus connections refused at accept: its connection cap was reached.
+    pub metrics_over_conn_cap: u64,
+    /// Prometheus requests dropped: head too large, too slow, or answer never read.
+    pub metrics_bad_requests: u64,
+    /// TCP connections closed after `--tcp-idle-timeout` without a byte.
+    pub tcp_idle_closed: u64,
+    /// TCP connections closed holding a frame not complete within `--tcp-frame-timeout`.
+    pub tcp_slow_frame_closed: u64,
+    /// TCP connections closed for a zero or oversized frame length (also in `rejected`,
+    /// reason `frame_error`).
+    pub tcp_frame_errors: u64,
+    /// Messages for a new dummy id refused: `--max-dummies` ids were known (also in
+    /// `rejected`, reason `max_dummies`).
+    pub over_max_dummies: u64,
+    /// Messages claiming an id pinned to another host (also in `rejected`, reason
+    /// `id_pinned`); `--allow-roaming` turns pinning off.
+    pub id_pinned: u64,
+    /// Rejected messages counted in the `(other sources)` row of `rejected`, because the
+    /// per-source table was full.
+    pub reject_sources_folded: u64,
+    /// Earlier sessions not kept in `sessions` (the list was full).
+    pub sessions_not_kept: u64,
+    /// Log lines (and `events.jsonl` entries) left out by rate limiting; each window that
+    /// left some out ends with one line saying how many.
+    pub notices_suppressed: u64,
+}
+
+impl RefusedCounts {
+    /// The counter a receiver's [`crate::event::Refusal`] adds to.
+    pub fn of_mut(&mut self, what: crate::event::Refusal) -> &mut u64 {
+        use crate::event::Refusal;
+        match what {
+            Refusal::UdpOutsideAllow => &mut self.udp_outside_allow,
+            Refusal::TcpOutsideAllow => &mut self.tcp_outside_allow,
+            Refusal::TcpOverConnCap => &mut self.tcp_over_conn_cap,
+            Refusal::MetricsOutsideAllow => &mut self.metrics_outside_allow,
+            Refusal::MetricsOverConnCap => &mut self.metrics_over_conn_cap,
+            Refusal::MetricsBadRequest => &mut self.metrics_bad_requests,
+        }
+    }
+
+    /// Every counter with its name (`final.refused` member, Prometheus `what` label).
+    pub fn named(&self) -> [(&'static str, u64); 14] {
+        [
+            ("udp_outside_allow", self.udp_outside_allow),
+            ("tcp_outside_allow", self.tcp_outside_allow),
+            ("metrics_outside_allow", self.metrics_outside_allow),
+            ("tcp_over_conn_cap", self.tcp_over_conn_cap),
+            ("metrics_over_conn_cap", self.metrics_over_conn_cap),
+            ("metrics_bad_requests", self.metrics_bad_requests),
+            ("tcp_idle_closed", self.tcp_idle_closed),
+            ("tcp_slow_frame_closed", self.tcp_slow_frame_closed),
+            ("tcp_frame_errors", self.tcp_frame_errors),
+            ("over_max_dummies", self.over_max_dummies),
+            ("id_pinned", self.id_pinned),
+            ("reject_sources_folded", self.reject_sources_folded),
+            ("sessions_not_kept", self.sessions_not_kept),
+            ("notices_suppressed", self.notices_suppressed),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_counter_names_are_the_json_members() {
+        let mut r = RefusedCounts::default();
+        for (i, what) in [
+            crate::event::Refusal::UdpOutsideAllow,
+            crate::event::Refusal::TcpOutsideAllow,
+            crate::event::Refusal::MetricsOutsideAllow,
+            crate::event::Refusal::TcpOverConnCap,
+            crate::event::Refusal::MetricsOverConnCap,
+            crate::event::Refusal::MetricsBadRequest,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            *r.of_mut(what) = i as u64 + 1;
+            assert_eq!(r.named()[i], (what.as_str(), i as u64 + 1));
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        let members: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut names: Vec<&str> = r.named().iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        assert_eq!(members, names);
+        let old: RunSnapshot = serde_json::from_value(serde_json::json!({
+            "elapsed_s": 1.0, "taken_unix_s": 2.0, "recv_clock": "user", "kernel_drops": null,
+            "dummies": [], "rejected": [], "sim": null
+        }))
+        .unwrap();
+        assert_eq!(
+            old.refused,
+            RefusedCounts::default(),
+            "older summaries still read"
+        );
+    }
 }

@@ -58,6 +58,21 @@ impl<R: Default> DummyTable<R> {
             .is_some_and(|&s| self.slots[s].metrics.is_some())
     }
 
+    /// Slots in use (routed or registered ids): what `--max-dummies` bounds.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether `id` has a slot.
+    pub fn has_slot(&self, id: u32) -> bool {
+        self.index.contains_key(&id)
+    }
+
+    /// The slot of `id`, if it was ever routed or registered.
+    pub fn slot(&self, id: u32) -> Option<&Slot<R>> {
+        self.slots.get(*self.index.get(&id)?)
+    }
+
     /// The slot of `id`, if it was ever routed or registered.
     pub fn slot_mut(&mut self, id: u32) -> Option<&mut Slot<R>> {
         let slot = *self.index.get(&id)?;

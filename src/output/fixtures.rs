@@ -25,6 +25,7 @@ pub fn sample_run_snapshot() -> RunSnapshot {
         latency: Some(latency(210.0, 9800.0)),
         dummies: vec![healthy_dummy(), off_target_dummy(), legacy_dummy()],
         rejected: vec![rejected_source()],
+        refused: Default::default(),
         sim: Some(sim_snapshot()),
     }
 }

@@ -6,14 +6,25 @@
 //! (seconds, hertz, ratio) as Prometheus naming practice asks, so latencies are exported
 //! in seconds although the rest of the tool shows µs. Unavailable values (a legacy dummy's
 //! latency or loss) are left out, never exported as 0.
+//!
+//! The server faces the network like the receivers (docs/RELIABILITY.md): on an address
+//! other than loopback it answers only peers inside `--allow`, serves a bounded number of
+//! connections at once, reads at most [`MAX_HEAD`] bytes of request within a
+//! timeout, and gives up on a client that does not take its answer in time. What it refuses
+//! is counted in `summary.json`'s `refused` (`metrics_*`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Semaphore};
 
+use crate::collector::AllowList;
+use crate::event::{ReceiverEvent, ReceiverStatus, Refusal};
 use crate::metrics::{DummySnapshot, LatencyStats, RunSnapshot};
 
 const PREFIX: &str = "coppelia_bridge";
@@ -328,21 +339,71 @@ pub enum MetricsServerError {
     },
 }
 
+/// Caps of the `/metrics` endpoint: it faces the same network as the receivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsLimits {
+    /// Connections served at once; more are closed at accept. Prometheus scrapes one at a
+    /// time per target, so a few cover several scrapers.
+    pub max_conns: usize,
+    /// The whole request head must arrive within this long.
+    pub read_timeout: Duration,
+    /// The whole answer must be taken within this long (a client that never reads).
+    pub write_timeout: Duration,
+}
+
+impl Default for MetricsLimits {
+    fn default() -> Self {
+        Self {
+            max_conns: 16,
+            read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// A bound `/metrics` listener (bind and serve are split so tests can bind port 0 and
 /// learn the address).
 #[derive(Debug)]
 pub struct MetricsServer {
     listener: TcpListener,
     addr: SocketAddr,
+    allow: AllowList,
+    limits: MetricsLimits,
+    status: Option<mpsc::WeakSender<ReceiverEvent>>,
 }
 
 impl MetricsServer {
+    /// Binds `addr`, serving anyone with the default limits; see [`Self::with_allow`].
     pub async fn bind(addr: SocketAddr) -> Result<Self, MetricsServerError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| MetricsServerError::Bind { addr, source })?;
         let addr = listener.local_addr().unwrap_or(addr);
-        Ok(Self { listener, addr })
+        Ok(Self {
+            listener,
+            addr,
+            allow: AllowList::Any,
+            limits: MetricsLimits::default(),
+            status: None,
+        })
+    }
+
+    /// Serves only peers `allow` accepts (others are closed at accept and counted).
+    pub fn with_allow(mut self, allow: AllowList) -> Self {
+        self.allow = allow;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: MetricsLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Reports what it refuses as [`ReceiverStatus::Refused`] into the receivers' queue (weak:
+    /// it does not keep the run's queue open).
+    pub fn with_status(mut self, tx: mpsc::WeakSender<ReceiverEvent>) -> Self {
+        self.status = Some(tx);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -353,27 +414,89 @@ impl MetricsServer {
     /// descriptors) are logged and retried after a pause: the scrape endpoint must not
     /// end the run.
     pub async fn serve(self, rx: watch::Receiver<RunSnapshot>, instance: String) {
+        let slots = Arc::new(Semaphore::new(self.limits.max_conns));
+        let counts = Arc::new(Counts::new(self.status.clone()));
         loop {
-            let stream = match self.listener.accept().await {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!("cannot accept Prometheus connections on {}: {e}", self.addr);
                     tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 }
             };
+            let refusal = if !self.allow.allows(peer.ip()) {
+                Some(Refusal::MetricsOutsideAllow)
+            } else {
+                None
+            };
+            let permit = match refusal {
+                None => slots.clone().try_acquire_owned().ok(),
+                Some(_) => None,
+            };
+            let Some(permit) = permit else {
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                drop(stream);
+                counts
+                    .add(refusal.unwrap_or(Refusal::MetricsOverConnCap), peer)
+                    .await;
+                continue;
+            };
             let body = render_prometheus(&rx.borrow(), &instance);
+            let (limits, counts) = (self.limits, counts.clone());
             tokio::spawn(async move {
-                if let Err(e) = answer(stream, body).await {
-                    tracing::debug!("metrics connection: {e}");
+                let answered = answer(stream, body, &limits).await;
+                // The slot is free before the refusal is reported.
+                drop(permit);
+                if let Err(e) = answered {
+                    tracing::debug!("metrics connection from {peer}: {e}");
+                    counts.add(Refusal::MetricsBadRequest, peer).await;
                 }
             });
         }
     }
 }
 
+/// What the endpoint refused so far, reported as cumulative totals.
+#[derive(Debug)]
+struct Counts {
+    outside: AtomicU64,
+    over_cap: AtomicU64,
+    bad: AtomicU64,
+    status: Option<mpsc::WeakSender<ReceiverEvent>>,
+}
+
+impl Counts {
+    fn new(status: Option<mpsc::WeakSender<ReceiverEvent>>) -> Self {
+        Self {
+            outside: AtomicU64::new(0),
+            over_cap: AtomicU64::new(0),
+            bad: AtomicU64::new(0),
+            status,
+        }
+    }
+
+    async fn add(&self, what: Refusal, last: SocketAddr) {
+        let counter = match what {
+            Refusal::MetricsOutsideAllow => &self.outside,
+            Refusal::MetricsOverConnCap => &self.over_cap,
+            _ => &self.bad,
+        };
+        let total = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(tx) = self.status.as_ref().and_then(mpsc::WeakSender::upgrade) {
+            let _ = tx
+                .send(ReceiverEvent::Status(ReceiverStatus::Refused {
+                    what,
+                    total,
+                    last,
+                }))
+                .await;
+        }
+    }
+}
+
 /// Pause after a failed accept.
-const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+const ACCEPT_RETRY: Duration = Duration::from_millis(200);
 
 /// Binds `addr` and serves `GET /metrics` from the latest snapshot in `rx`; returns only
 /// on a bind error (abort the task to stop it).
@@ -388,27 +511,48 @@ pub async fn serve_metrics(
 
 /// Largest request head read, bytes; scrapers send a few hundred.
 pub const MAX_HEAD: usize = 8192;
-/// A client that sends nothing for this long is dropped.
-const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn answer(mut stream: TcpStream, metrics: String) -> std::io::Result<()> {
-    let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head timeout"))??;
-    let response = respond(&head, &metrics);
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_owned())
 }
 
+/// Reads one request head and writes the answer, each within its timeout. A head that
+/// reaches [`MAX_HEAD`] without its blank line is an error (the connection is closed
+/// unanswered, and counted).
+async fn answer(
+    mut stream: TcpStream,
+    metrics: String,
+    limits: &MetricsLimits,
+) -> std::io::Result<()> {
+    let head = tokio::time::timeout(limits.read_timeout, read_head(&mut stream))
+        .await
+        .map_err(|_| timed_out("request head timeout"))??;
+    let response = respond(&head, &metrics);
+    tokio::time::timeout(limits.write_timeout, async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await
+    .map_err(|_| timed_out("answer not read in time"))?
+}
+
+/// The request head (up to the blank line), at most [`MAX_HEAD`] bytes.
 async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
     let mut head = RequestHead::default();
     let mut chunk = [0u8; 1024];
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 || head.push(&chunk[..n]) {
-            return Ok(head.text());
+            break;
         }
     }
+    if head.len() >= MAX_HEAD && !head.is_complete() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("request head longer than {MAX_HEAD} bytes"),
+        ));
+    }
+    Ok(head.text())
 }
 
 /// A request head as it arrives in reads of any size. Pure (no socket), so the fuzz target
@@ -443,6 +587,11 @@ impl RequestHead {
     /// Nothing received yet.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
+    }
+
+    /// Whether the blank line ending the head has arrived.
+    pub fn is_complete(&self) -> bool {
+        self.buf.windows(4).any(|w| w == b"\r\n\r\n")
     }
 }
 

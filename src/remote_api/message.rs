@@ -191,7 +191,10 @@ fn key_list(entries: &[(Value, Value)]) -> String {
         .iter()
         .take(8)
         .map(|(k, _)| match k {
-            Value::Text(t) => t.chars().take(32).collect(),
+            // Shown in an error message: no control character of the server's reaches the log.
+            Value::Text(t) => {
+                crate::event::displayable(&t.chars().take(32).collect::<String>()).into_owned()
+            }
             other => format!("<{}>", kind(other)),
         })
         .collect();

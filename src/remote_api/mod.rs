@@ -26,4 +26,4 @@ pub use backoff::{Backoff, BackoffConfig};
 pub use client::{Client, ClientConfig};
 pub use constants::{ProgramVersion, SimState, DEFAULT_ENDPOINT};
 pub use error::RemoteError;
-pub use transport::{Transport, TransportError, ZmqTransport};
+pub use transport::{Transport, TransportError, ZmqTransport, MAX_REPLY_BYTES};

@@ -61,6 +61,12 @@ impl std::fmt::Debug for ZmqTransport {
     }
 }
 
+/// Largest remote API reply accepted, bytes (`ZMQ_MAXMSGSIZE`). The bridge's calls get
+/// replies of a few hundred bytes; reading a scene's scripts back (`scene --build-remote`)
+/// some kilobytes. 16 MiB leaves room for any of that and bounds what a hostile or confused
+/// server can make the bridge hold.
+pub const MAX_REPLY_BYTES: usize = 16 << 20;
+
 impl ZmqTransport {
     /// Checks the endpoint by creating the first socket (ZeroMQ connects in the background:
     /// this succeeds even if nothing listens, which only a round trip can tell).
@@ -88,6 +94,11 @@ impl ZmqTransport {
             .map_err(zmq_err("create REQ socket"))?;
         // Linger 0: closing a socket with an unanswered request must not block.
         socket.set_linger(0).map_err(zmq_err("set ZMQ_LINGER"))?;
+        // A reply larger than this is refused by ZeroMQ before it is held in memory (it drops
+        // the connection; the call then times out as unreachable and the socket is replaced).
+        socket
+            .set_maxmsgsize(MAX_REPLY_BYTES as i64)
+            .map_err(zmq_err("set ZMQ_MAXMSGSIZE"))?;
         socket.connect(&self.endpoint).map_err(|e| match e {
             zmq::Error::EINVAL | zmq::Error::EPROTONOSUPPORT | zmq::Error::ENOCOMPATPROTO => {
                 TransportError::BadEndpoint(e.to_string())

@@ -24,7 +24,7 @@ pub use stop::{Progress, StopReason, StopRules};
 pub use verdict::{verdict, Gates, Verdict};
 
 use crate::event::{EventKind, Notice, ReceiverEvent, Source};
-use crate::metrics::aggregator::{Aggregator, Outcome, SampleRecord};
+use crate::metrics::aggregator::{Admission, Aggregator, Outcome, SampleRecord};
 use crate::metrics::{MetricsConfig, RunSnapshot, SessionRecord, SimMetrics};
 use crate::remote_api::driver::DriverEvent;
 use crate::time::UnixNanos;
@@ -35,6 +35,8 @@ pub struct RunConfig {
     /// When the bridge started (wall clock).
     pub started_ns: UnixNanos,
     pub metrics: MetricsConfig,
+    /// `--max-dummies` and `--allow-roaming`.
+    pub admission: Admission,
     pub stop: StopRules,
     /// `--expect-dummies` and how long to wait for them.
     pub expect_dummies: Option<usize>,
@@ -61,6 +63,7 @@ impl RunConfig {
                 run_start_ns: started_ns,
                 ..MetricsConfig::default()
             },
+            admission: Admission::default(),
             stop: StopRules::default(),
             expect_dummies: None,
             expect_timeout: Duration::from_secs(30),
@@ -185,7 +188,7 @@ impl RunMachine {
             ..Progress::default()
         };
         Self {
-            agg: Aggregator::new(cfg.metrics.clone()),
+            agg: Aggregator::new(cfg.metrics.clone()).with_admission(cfg.admission),
             view: None,
             sim: SimMetrics::new(cfg.started_ns),
             gate,

@@ -21,7 +21,9 @@ pub use sink::DirSink;
 pub use table::summary_table;
 
 use crate::cli::parse_duration;
+use crate::collector::{AllowList, Cidr, Exposure, ExposureError, DEFAULT_TCP_MAX_CONNS};
 use crate::commands::probe::RemoteArgs;
+use crate::metrics::aggregator::{Admission, DEFAULT_MAX_DUMMIES};
 
 /// Where and how to receive.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,10 +39,95 @@ pub struct CollectArgs {
     /// default holds 10 s of 1,000 dummies at 20 Hz; the effective size is logged.
     #[arg(long, default_value = "256MiB", value_parser = crate::cli::parse::bytes)]
     pub recv_buffer: usize,
-    /// Largest TCP frame payload accepted (e.g. 4KiB, or bytes); a larger one closes the
-    /// connection.
-    #[arg(long, default_value = "4KiB", value_parser = crate::cli::parse::bytes)]
+    /// Largest TCP frame payload accepted (e.g. 4KiB, or bytes; at most 1MiB); a larger
+    /// one closes that connection only.
+    #[arg(long, default_value = "4KiB", value_parser = parse_max_frame)]
     pub max_frame: usize,
+    /// Accept traffic from this network on listeners that are not loopback: --listen,
+    /// --tcp-listen and --metrics-addr (repeatable or comma-separated; e.g. 10.0.0.0/24,
+    /// 192.168.1.7, fd00::/8). Loopback is always accepted; anything else is dropped before
+    /// parsing and counted. Needed (or --allow-any) to listen on anything but loopback.
+    #[arg(
+        long,
+        value_name = "CIDR",
+        value_delimiter = ',',
+        env = "COPPELIA_BRIDGE_ALLOW"
+    )]
+    pub allow: Vec<Cidr>,
+    /// Accept every source on listeners that are not loopback (instead of --allow). Anyone
+    /// who can reach the port can then feed the bridge: see docs/RELIABILITY.md.
+    #[arg(long, conflicts_with = "allow")]
+    pub allow_any: bool,
+    /// Let another host take over a dummy id whose source has been silent for 2 s. By
+    /// default an id belongs, for the whole run, to the host that first sent for it.
+    #[arg(long)]
+    pub allow_roaming: bool,
+    /// Most dummy ids tracked; messages for further new ids are refused and counted. Each
+    /// dummy costs up to 32 KiB, so the default bounds a flood of invented ids to ~320 MiB.
+    #[arg(long, default_value_t = DEFAULT_MAX_DUMMIES, value_parser = parse_positive)]
+    pub max_dummies: usize,
+    /// Most TCP connections open at once; more are closed at accept and counted (raise
+    /// `ulimit -n` with it).
+    #[arg(long, default_value_t = DEFAULT_TCP_MAX_CONNS, value_parser = parse_positive)]
+    pub tcp_max_conns: usize,
+    /// Close a TCP connection that sent nothing for this long (0 = never). A script whose
+    /// connection was closed reconnects and starts a new session: keep it above any pause.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub tcp_idle_timeout: Duration,
+    /// Close a TCP connection whose frame, once begun, is not complete within this long
+    /// (a stalled or deliberately slow sender holding buffer).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub tcp_frame_timeout: Duration,
+}
+
+/// Largest `--max-frame`: 1 MiB, so `--tcp-max-conns` partial frames stay bounded.
+pub const MAX_MAX_FRAME: usize = 1 << 20;
+
+fn parse_max_frame(s: &str) -> Result<usize, String> {
+    let n = crate::cli::parse::bytes(s)?;
+    if (1..=MAX_MAX_FRAME).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{s:?} is {n} bytes, outside 1..={MAX_MAX_FRAME} (1MiB); v1 messages are at most \
+             85 bytes, so the default 4KiB is plenty"
+        ))
+    }
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is not a positive whole number")),
+    }
+}
+
+impl CollectArgs {
+    /// What --allow and --allow-any say.
+    pub fn exposure(&self) -> Exposure {
+        Exposure {
+            allow: self.allow.clone(),
+            allow_any: self.allow_any,
+        }
+    }
+
+    /// The filter of the listener `flag` bound to `addr`; an error says what to add when it
+    /// is not loopback and neither --allow nor --allow-any was given.
+    pub fn filter_for(
+        &self,
+        flag: &'static str,
+        addr: SocketAddr,
+    ) -> Result<AllowList, ExposureError> {
+        self.exposure().filter_for(flag, addr)
+    }
+
+    /// How dummy ids are admitted (--max-dummies, --allow-roaming).
+    pub fn admission(&self) -> Admission {
+        Admission {
+            max_dummies: self.max_dummies,
+            allow_roaming: self.allow_roaming,
+        }
+    }
 }
 
 /// When to stop and what to measure.
@@ -273,9 +360,24 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// A whole run: receivers, CoppeliaSim (unless --no-remote), live view or plain lines,
 /// run directory with report, Prometheus; prints the summary table at the end.
 pub async fn run(args: &RunArgs) -> anyhow::Result<RunOutcome> {
+    check_exposure(args)?;
     let prepared = Prepared::new(&args.output)?;
     let receivers = bind_receivers(&args.collect).await?;
     prepared.run(args, receivers).await
+}
+
+/// Refuses, before anything is created or bound, to listen beyond loopback without --allow
+/// or --allow-any.
+pub fn check_exposure(args: &RunArgs) -> Result<(), ExposureError> {
+    let c = &args.collect;
+    c.filter_for("--listen", c.listen)?;
+    if let Some(a) = c.tcp_listen {
+        c.filter_for("--tcp-listen", a)?;
+    }
+    if let Some(a) = args.output.metrics_addr {
+        c.filter_for("--metrics-addr", a)?;
+    }
+    Ok(())
 }
 
 /// What is decided before anything is bound: start time, live view or not, run directory,
@@ -339,7 +441,18 @@ impl Prepared {
         let (view_tx, view_rx) = tokio::sync::watch::channel(empty_snapshot());
         let (ui_tx, ui_rx) = tokio::sync::mpsc::channel(16);
         if let Some(addr) = args.output.metrics_addr {
-            let server = crate::output::prometheus::MetricsServer::bind(addr).await?;
+            let allow = args.collect.filter_for("--metrics-addr", addr)?;
+            let server = crate::output::prometheus::MetricsServer::bind(addr)
+                .await?
+                .with_allow(allow)
+                .with_status(receivers.status_sender());
+            if let Some(line) = args
+                .collect
+                .exposure()
+                .describe("Prometheus", server.local_addr())
+            {
+                tracing::warn!(kind = "warning", "{line}");
+            }
             tracing::info!(
                 "Prometheus metrics on http://{}/metrics",
                 server.local_addr()
@@ -399,6 +512,32 @@ fn settings(
             json!(receivers.tcp_addr.map(|a| a.to_string())),
         ),
         (
+            "allow",
+            json!(args
+                .collect
+                .allow
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()),
+        ),
+        ("allow_any", json!(args.collect.allow_any)),
+        ("allow_roaming", json!(args.collect.allow_roaming)),
+        ("max_dummies", json!(args.collect.max_dummies)),
+        ("max_frame", json!(args.collect.max_frame)),
+        ("tcp_max_conns", json!(args.collect.tcp_max_conns)),
+        (
+            "tcp_idle_timeout",
+            json!(dur(Some(args.collect.tcp_idle_timeout))),
+        ),
+        (
+            "tcp_frame_timeout",
+            json!(dur(Some(args.collect.tcp_frame_timeout))),
+        ),
+        (
+            "metrics_addr",
+            json!(args.output.metrics_addr.map(|a| a.to_string())),
+        ),
+        (
             "remote",
             json!((!args.no_remote).then(|| args.sim.remote.remote.clone())),
         ),
@@ -430,4 +569,85 @@ fn report_outcome(output: &OutputArgs, outcome: &RunOutcome) {
         print!("{}", summary_table(&outcome.snapshot));
     }
     tracing::info!("run stopped: {}", outcome.reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct W {
+        #[command(flatten)]
+        a: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        W::try_parse_from(std::iter::once("run").chain(args.iter().copied())).map(|w| w.a)
+    }
+
+    #[test]
+    fn defaults_are_the_library_constants() {
+        let a = parse(&[]).unwrap().collect;
+        assert_eq!(
+            a.tcp_idle_timeout,
+            crate::collector::DEFAULT_TCP_IDLE_TIMEOUT
+        );
+        assert_eq!(
+            a.tcp_frame_timeout,
+            crate::collector::DEFAULT_TCP_FRAME_TIMEOUT
+        );
+        assert_eq!(a.admission(), Admission::default());
+        assert_eq!(a.tcp_max_conns, DEFAULT_TCP_MAX_CONNS);
+        assert!(a.allow.is_empty() && !a.allow_any && !a.allow_roaming);
+    }
+
+    #[test]
+    fn allow_is_repeatable_and_comma_separated() {
+        let a = parse(&["--allow", "10.0.0.0/24,fd00::/8", "--allow", "192.168.1.7"])
+            .unwrap()
+            .collect;
+        let shown: Vec<String> = a.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/24", "fd00::/8", "192.168.1.7/32"]);
+        let e = parse(&["--allow", "10.0.0.1/24"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("host bits"), "{e}");
+        assert!(parse(&["--allow", "10.0.0.0/8", "--allow-any"]).is_err());
+    }
+
+    #[test]
+    fn exposure_is_checked_for_every_listener_before_anything_starts() {
+        let lo = parse(&["--tcp-listen", "127.0.0.1:0", "--metrics-addr", "[::1]:0"]).unwrap();
+        assert!(check_exposure(&lo).is_ok());
+        for (flag, args) in [
+            ("--listen", vec!["--listen", "0.0.0.0:8888"]),
+            ("--tcp-listen", vec!["--tcp-listen", "[::]:8889"]),
+            ("--metrics-addr", vec!["--metrics-addr", "192.0.2.1:9464"]),
+        ] {
+            let e = check_exposure(&parse(&args).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(flag) && e.contains("--allow"), "{e}");
+            let mut allowed = args.clone();
+            allowed.extend(["--allow", "10.0.0.0/24"]);
+            assert!(check_exposure(&parse(&allowed).unwrap()).is_ok());
+            let mut any = args.clone();
+            any.push("--allow-any");
+            assert!(check_exposure(&parse(&any).unwrap()).is_ok());
+        }
+    }
+
+    #[test]
+    fn sizes_and_counts_are_bounded() {
+        assert!(parse(&["--max-frame", "1048576"]).is_ok());
+        let e = parse(&["--max-frame", "4294967295"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("1..=1048576"), "{e}");
+        assert!(parse(&["--max-dummies", "0"]).is_err());
+        assert!(parse(&["--tcp-max-conns", "0"]).is_err());
+    }
 }

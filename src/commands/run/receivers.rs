@@ -11,6 +11,7 @@ use super::{CollectArgs, SimArgs};
 use crate::collector::{
     bind_udp, spawn_tcp, BatchPool, ReadCadence, ReplySink, TcpConfig, UdpConfig,
 };
+
 use crate::event::ReceiverEvent;
 use crate::remote_api::driver::{self, DriverEvent, DriverHandle};
 
@@ -26,21 +27,43 @@ pub struct Receivers {
     pub udp_addr: SocketAddr,
     pub tcp_addr: Option<SocketAddr>,
     pub(super) rx: mpsc::Receiver<ReceiverEvent>,
+    /// For other listeners' status (Prometheus refusals). Weak: the queue still closes
+    /// when the receivers end, as the run loop expects.
+    pub(super) tx: mpsc::WeakSender<ReceiverEvent>,
     pub(super) replies: ReplySink,
     pub(super) pool: BatchPool,
     pub(super) low_latency: Arc<AtomicBool>,
     pub(super) drop_counter: bool,
 }
 
-/// Binds UDP (and TCP) as `--listen`/`--tcp-listen` say and starts receiving.
+impl Receivers {
+    /// A weak sender into the receivers' queue, for status events of other listeners.
+    pub fn status_sender(&self) -> mpsc::WeakSender<ReceiverEvent> {
+        self.tx.clone()
+    }
+}
+
+/// Binds UDP (and TCP) as `--listen`/`--tcp-listen` say and starts receiving. Listeners on
+/// anything but loopback need `--allow` or `--allow-any` (an error says so), filter their
+/// senders, and are logged as exposed.
 pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
+    let udp_allow = args.filter_for("--listen", args.listen)?;
+    let tcp_allow = match args.tcp_listen {
+        Some(a) => Some(args.filter_for("--tcp-listen", a)?),
+        None => None,
+    };
     let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+    let weak = tx.downgrade();
     let bound_ns = crate::time::unix_now_ns();
     let udp = bind_udp(&UdpConfig {
         listen: args.listen,
         recv_buffer: args.recv_buffer,
         cadence: ReadCadence::default(),
+        allow: udp_allow,
     })?;
+    if let Some(line) = args.exposure().describe("UDP", udp.local_addr) {
+        tracing::warn!(kind = "warning", "{line}");
+    }
     tracing::info!(
         listen = %udp.local_addr,
         recv_buffer_bytes = udp.effective_recv_buffer,
@@ -56,12 +79,19 @@ pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
     udp.spawn(tx.clone(), pool.clone(), low_latency.clone())
         .map_err(|e| anyhow::anyhow!("cannot start the UDP receiver thread: {e}"))?;
     let mut tcp_addr = None;
-    if let Some(listen) = args.tcp_listen {
+    if let (Some(listen), Some(allow)) = (args.tcp_listen, tcp_allow) {
         let cfg = TcpConfig {
             listen,
             max_frame: args.max_frame,
+            allow,
+            max_conns: args.tcp_max_conns,
+            idle_timeout: (!args.tcp_idle_timeout.is_zero()).then_some(args.tcp_idle_timeout),
+            frame_timeout: args.tcp_frame_timeout,
         };
-        let (local, _task) = spawn_tcp(cfg, tx, replies.clone()).await?;
+        let (local, _task) = spawn_tcp(cfg, tx.clone(), replies.clone()).await?;
+        if let Some(line) = args.exposure().describe("TCP", local) {
+            tracing::warn!(kind = "warning", "{line}");
+        }
         tracing::info!("listening for framed TCP connections on {local}");
         tcp_addr = Some(local);
     }
@@ -70,6 +100,7 @@ pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
         udp_addr,
         tcp_addr,
         rx,
+        tx: weak,
         replies,
         pool,
         low_latency,

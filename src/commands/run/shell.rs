@@ -102,6 +102,7 @@ fn run_config(args: &RunArgs, started_ns: UnixNanos, has_sim: bool, view: bool) 
         until_sim_time_s: args.stop.until_sim_time,
         idle_timeout: Some(args.stop.idle_timeout),
     };
+    cfg.admission = args.collect.admission();
     cfg.expect_dummies = args.stop.expect_dummies;
     cfg.expect_timeout = args.stop.expect_timeout;
     cfg.has_sim = has_sim;

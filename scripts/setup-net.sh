@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs what the network-namespace tests need (tests/net_namespaces.rs): iproute2's `ip`,
+# which creates the namespaces and veth pairs. Those tests also need root; without it they
+# skip with a message, so this script never fails a run that is not root.
+#
+# Idempotent: does nothing when `ip` is already there.
+# Non-interactive: meant for CI (root, fresh Debian, no stdin); uses sudo when not root.
+set -eu
+
+if command -v ip >/dev/null 2>&1 && ip -V >/dev/null 2>&1; then
+    echo "setup-net: iproute2 already installed ($(ip -V))"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO="sudo -n"
+else
+    echo "setup-net: iproute2 is missing and there is no root or sudo to install it;" \
+        "the network-namespace tests will skip (they need root anyway)" >&2
+    exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update </dev/null
+$SUDO apt-get install -y --no-install-recommends iproute2 </dev/null
+
+if ! ip -V >/dev/null 2>&1; then
+    echo "setup-net: installed iproute2, but \`ip -V\` still fails" >&2
+    exit 1
+fi
+echo "setup-net: iproute2 ready ($(ip -V))"
