@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     demo::DemoArgs, emit::EmitArgs, probe::ProbeArgs, report::ReportArgs, run::RunArgs,
-    scene::SceneArgs, standin::StandinArgs,
+    scene::SceneArgs, standin::StandinArgs, sweep::SweepArgs,
 };
 
 /// Co-simulation bridge for CoppeliaSim: per-dummy RTF, latency, rate, jitter and loss.
@@ -67,6 +67,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write report.html for a run directory.
     Report(ReportArgs),
+    /// One measured run per combination of dummies × dt × transport, and a table and plots
+    /// of RTF, passes/s, latency, loss and bridge CPU against them.
+    Sweep(SweepArgs),
 }
 
 /// Parses wall-clock durations such as `10s`, `500ms`, `2m` (a bare number is seconds).

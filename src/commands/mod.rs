@@ -7,6 +7,7 @@ pub mod report;
 pub mod run;
 pub mod scene;
 pub mod standin;
+pub mod sweep;
 
 use std::process::ExitCode;
 
@@ -23,9 +24,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         std::env::var_os("NO_COLOR").as_deref(),
     );
     let _ = STDERR_COLOR.set(color);
-    // `run` and `demo` set up logging themselves (the live view owns the terminal, and
-    // the run directory gets bridge.log).
-    if !matches!(cli.command, Command::Run(_) | Command::Demo(_)) {
+    // `run`, `demo` and `sweep` set up logging themselves (the live view owns the terminal,
+    // and the run or sweep directory gets bridge.log).
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Demo(_) | Command::Sweep(_)
+    ) {
         init_tracing(true, None)?;
     }
     match cli.command {
@@ -36,6 +40,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Standin(args) => standin::execute(args),
         Command::Demo(args) => demo::execute(args),
         Command::Report(args) => report::execute(args),
+        Command::Sweep(args) => sweep::execute(args),
     }
 }
 
