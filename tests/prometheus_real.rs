@@ -205,15 +205,38 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// GET over HTTP/1.0 (no chunking), bounded; the JSON body.
-fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+/// GET over HTTP/1.0 (no chunking), bounded; the whole response.
+fn get(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+/// GET, the JSON body.
+fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let resp = get(addr, path);
     let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {resp}"))
+}
+
+/// Waits (bounded) until Prometheus says it is ready (it answers 503 while its storage
+/// starts).
+fn wait_ready(web: SocketAddr, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let resp = get(web, "/-/ready");
+        if resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus not ready within {within:?}: {resp}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Instant query; `(instance, value)` of every series.
@@ -262,6 +285,7 @@ fn prometheus_scrapes_two_bridges_and_keeps_their_instance_labels() {
     let (_b, addr_b) = bridge("sim-b");
     let (_prom, web) = prometheus(dir.path(), &[addr_a, addr_b]);
     let within = Duration::from_secs(60);
+    wait_ready(web, within);
 
     // RTF: the demo runs the stand-in in real time, so ~1 (loose bounds: 2 shared cores).
     let rtf = both_instances(web, "coppelia_bridge_sim_rtf{window=\"1s\"}", within);
