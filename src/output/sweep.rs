@@ -234,13 +234,16 @@ fn row_html(page: &mut String, r: &SweepRow) {
     );
 }
 
+/// One figure of a row, `None` when unavailable.
+type Figure = fn(&SweepRow) -> Option<f64>;
+
 /// One plot: `figures` are (suffix, figure) pairs drawn as separate lines per series.
 fn plot(
     rows: &[SweepRow],
     x: XAxis,
     title: &str,
     y_label: &str,
-    figures: &[(&str, fn(&SweepRow) -> Option<f64>)],
+    figures: &[(&str, Figure)],
 ) -> Plot {
     let mut lines = Vec::new();
     for (suffix, figure) in figures {
