@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of coppelia-bridge. Installs what the tests need beyond the
 # Rust toolchain first (Debian's lua5.3 + lua-socket, a Python venv with the official
-# CoppeliaSim client); each setup step is idempotent. CI runs this as root with no stdin.
+# CoppeliaSim client, Debian's prometheus + promtool); each setup step is idempotent. CI runs
+# this as root with no stdin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ echo "== setup"
 bash scripts/setup-lua.sh
 bash scripts/setup-python.sh
 bash scripts/setup-net.sh
+bash scripts/setup-prometheus.sh
 
 echo "== format and lints"
 cargo fmt --check

@@ -18,7 +18,9 @@
 //! - [`scene`]: the simple-XML scene format: generator and parser (pure).
 //! - [`lua`]: the dummy child script, embedded.
 //! - [`standin`]: headless CoppeliaSim stand-in running the real Lua scripts.
-//! - [`output`]: exporters (CSV, JSON, HTML report, Prometheus) and the live view.
+//! - [`sweep`]: a scaling sweep as data: combinations to run, one table row per run (pure).
+//! - [`output`]: exporters (CSV, JSON, HTML report, sweep table, Prometheus) and the live
+//!   view.
 //! - [`commands`]: wiring of tasks for each subcommand, shutdown.
 //! - [`cli`]: command-line definitions.
 
@@ -34,5 +36,6 @@ pub mod remote_api;
 pub mod run;
 pub mod scene;
 pub mod standin;
+pub mod sweep;
 pub mod time;
 pub mod wire;

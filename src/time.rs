@@ -29,9 +29,55 @@ pub fn s_to_ns(s: f64) -> Option<UnixNanos> {
     (ns.is_finite() && ns.abs() < i64::MAX as f64).then_some(ns as UnixNanos)
 }
 
+/// Whose CPU time [`cpu_time_s`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuOf {
+    /// The whole process (`RUSAGE_SELF`): every thread, including finished ones.
+    Process,
+    /// The calling thread only (`RUSAGE_THREAD`, Linux).
+    Thread,
+}
+
+/// User + system CPU seconds used so far (`getrusage(2)`), or `None` where unsupported.
+pub fn cpu_time_s(of: CpuOf) -> Option<f64> {
+    #[cfg(target_os = "linux")]
+    {
+        let who = match of {
+            CpuOf::Process => libc::RUSAGE_SELF,
+            CpuOf::Thread => libc::RUSAGE_THREAD,
+        };
+        // SAFETY: `usage` is a plain C struct that getrusage fills; zeroed is a valid value.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid `who` and a pointer to a live, writable rusage.
+        if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+            return None;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Some(tv(usage.ru_utime) + tv(usage.ru_stime))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = of;
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = cpu_time_s(CpuOf::Thread).unwrap();
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let after = cpu_time_s(CpuOf::Thread).unwrap();
+        assert!(after > before, "{before} -> {after}");
+        assert!(cpu_time_s(CpuOf::Process).unwrap() >= after);
+    }
 
     #[test]
     fn conversions_round_and_refuse_nonsense() {

@@ -409,7 +409,7 @@ fn run_serves_prometheus_metrics() {
     let dummies: std::collections::BTreeSet<String> = scrape
         .samples
         .iter()
-        .filter(|s| s.labels.get("sim") == Some("lab1"))
+        .filter(|s| s.labels.get("instance") == Some("lab1"))
         .filter_map(|s| s.labels.get("dummy").map(str::to_owned))
         .collect();
     assert_eq!(

@@ -248,7 +248,7 @@ async fn metrics_endpoint(
         .with_status(tx.downgrade());
     let addr = server.local_addr();
     let (snap_tx, snap_rx) = watch::channel(empty_snapshot());
-    tokio::spawn(server.serve(snap_rx, "test".into()));
+    tokio::spawn(server.serve(snap_rx, "test".to_owned()));
     (addr, rx, tx, snap_tx)
 }
 

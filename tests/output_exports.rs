@@ -174,6 +174,12 @@ fn golden_json_stream_line() {
 fn golden_prometheus_exposition() {
     insta::assert_snapshot!(
         "prometheus",
-        render_prometheus(&sample_run_snapshot(), "lab-1")
+        render_prometheus(
+            &sample_run_snapshot(),
+            &coppelia_bridge::output::prometheus::ExportLabels::new(
+                "lab-1",
+                "coppelia_bridge_4dummies"
+            )
+        )
     );
 }

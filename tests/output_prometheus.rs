@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use coppelia_bridge::output::fixtures::sample_run_snapshot;
-use coppelia_bridge::output::prometheus::MetricsServer;
+use coppelia_bridge::output::prometheus::{ExportLabels, MetricsServer};
 use coppelia_bridge::output::render_prometheus;
 use prometheus_parse::{Sample, Scrape, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,8 +38,15 @@ fn counter(s: &Sample) -> f64 {
 #[test]
 fn values_match_the_snapshot() {
     let snap = sample_run_snapshot();
-    let scrape = parse(&render_prometheus(&snap, "lab-1"));
-    let d1 = [("dummy", "Dummy1"), ("dummy_id", "1"), ("sim", "lab-1")];
+    let scrape = parse(&render_prometheus(
+        &snap,
+        &ExportLabels::new("lab-1", "pick_and_place"),
+    ));
+    let d1 = [
+        ("dummy", "Dummy1"),
+        ("dummy_id", "1"),
+        ("instance", "lab-1"),
+    ];
     let rtf = find(
         &scrape,
         "coppelia_bridge_dummy_rtf",
@@ -47,13 +54,14 @@ fn values_match_the_snapshot() {
     );
     assert_eq!(gauge(rtf), snap.dummies[1].rtf.last_1s.unwrap());
     assert_eq!(rtf.labels.get("dummy"), Some("Dummy1"));
-    assert_eq!(rtf.labels.get("sim"), Some("lab-1"));
-    let p99 = find(
-        &scrape,
-        "coppelia_bridge_dummy_latency_seconds",
-        &[d1[1], ("quantile", "0.99")],
-    );
-    assert!((gauge(p99) - snap.dummies[1].latency.as_ref().unwrap().p99_us / 1e6).abs() < 1e-12);
+    assert_eq!(rtf.labels.get("instance"), Some("lab-1"));
+    assert_eq!(rtf.labels.get("scene"), Some("pick_and_place"));
+    let lat = find(&scrape, "coppelia_bridge_dummy_latency_seconds", &[d1[1]]);
+    let Value::Summary(quantiles) = &lat.value else {
+        panic!("latency is not a summary: {:?}", lat.value)
+    };
+    let p99 = quantiles.iter().find(|q| q.quantile == 0.99).unwrap().count;
+    assert!((p99 - snap.dummies[1].latency.as_ref().unwrap().p99_us / 1e6).abs() < 1e-12);
     let lost = find(&scrape, "coppelia_bridge_dummy_lost_total", &d1);
     assert_eq!(counter(lost), 4.0);
     let dups = find(&scrape, "coppelia_bridge_dummy_duplicates_total", &d1);
@@ -75,7 +83,7 @@ fn values_match_the_snapshot() {
     let sim_rtf = find(
         &scrape,
         "coppelia_bridge_sim_rtf",
-        &[("window", "1s"), ("sim", "lab-1")],
+        &[("window", "1s"), ("instance", "lab-1")],
     );
     assert_eq!(gauge(sim_rtf), 0.97);
     let state = find(
@@ -88,7 +96,7 @@ fn values_match_the_snapshot() {
 
 #[test]
 fn every_family_has_help_and_type_and_samples_stay_grouped() {
-    let text = render_prometheus(&sample_run_snapshot(), "lab");
+    let text = render_prometheus(&sample_run_snapshot(), &"lab".into());
     let mut seen = Vec::new();
     let mut current = "";
     for line in text.lines() {
@@ -98,7 +106,13 @@ fn every_family_has_help_and_type_and_samples_stay_grouped() {
             seen.push(current);
         } else if !line.starts_with('#') {
             let name = line.split(['{', ' ']).next().unwrap();
-            assert_eq!(name, current, "sample outside its family: {line}");
+            // A summary's family also holds its `_sum` and `_count` samples.
+            let base = name
+                .strip_suffix("_sum")
+                .or_else(|| name.strip_suffix("_count"))
+                .filter(|b| text.contains(&format!("# TYPE {b} summary")))
+                .unwrap_or(name);
+            assert_eq!(base, current, "sample outside its family: {line}");
         }
     }
     assert!(seen.len() > 10, "{seen:?}");
@@ -113,11 +127,69 @@ fn every_family_has_help_and_type_and_samples_stay_grouped() {
     }
 }
 
+/// Prometheus naming: base units in the name, every sample labelled with instance and
+/// scene, distributions as summaries with `_sum` and `_count`.
+#[test]
+fn names_follow_prometheus_conventions_and_every_sample_has_instance_and_scene() {
+    let text = render_prometheus(&sample_run_snapshot(), &ExportLabels::new("host-7", "arm"));
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            line.contains("instance=\"host-7\"") && line.contains("scene=\"arm\""),
+            "{line}"
+        );
+    }
+    for summary in [
+        "coppelia_bridge_dummy_latency_seconds",
+        "coppelia_bridge_latency_seconds",
+        "coppelia_bridge_remote_rtt_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {summary} summary")),
+            "{summary}"
+        );
+        assert!(text.contains(&format!("{summary}_sum{{")), "{summary}");
+        assert!(text.contains(&format!("{summary}_count{{")), "{summary}");
+        assert!(
+            text.contains(&format!("{summary}{{quantile=\"0.99\"")),
+            "{summary}"
+        );
+        assert!(
+            !text.contains(&format!("{summary}{{quantile=\"1\"")),
+            "{summary}"
+        );
+    }
+    let scrape = parse(&text);
+    let count = find(
+        &scrape,
+        "coppelia_bridge_dummy_latency_seconds_count",
+        &[("dummy_id", "1")],
+    );
+    let snap = sample_run_snapshot();
+    let lat = snap.dummies[1].latency.as_ref().unwrap();
+    assert_eq!(count.labels.get("quantile"), None);
+    assert!(matches!(count.value, Value::Untyped(n) if n == lat.count as f64));
+    let max = find(
+        &scrape,
+        "coppelia_bridge_dummy_latency_max_seconds",
+        &[("dummy_id", "1")],
+    );
+    assert!((gauge(max) - lat.max_us / 1e6).abs() < 1e-12);
+    let target = find(&scrape, "coppelia_bridge_target_rtf", &[]);
+    assert_eq!(gauge(target), 1.0);
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split(' ').nth(2).unwrap();
+        assert!(
+            !name.ends_with("_us") && !name.ends_with("_ms"),
+            "{name}: base units only"
+        );
+    }
+}
+
 #[test]
 fn names_with_quotes_are_escaped_and_still_parse() {
     let mut snap = sample_run_snapshot();
     snap.dummies[0].name = "odd \"name\" \\ here".to_owned();
-    let text = render_prometheus(&snap, "lab");
+    let text = render_prometheus(&snap, &"lab".into());
     assert!(text.contains(r#"dummy="odd \"name\" \\ here""#));
     let scrape = parse(&text);
     let s = find(
@@ -172,7 +244,7 @@ async fn server_answers_metrics_and_404() {
         .await
         .unwrap();
     assert!(body.contains(
-        "coppelia_bridge_dummy_messages_total{dummy=\"Dummy0\",dummy_id=\"0\",sim=\"lab\"} 999"
+        "coppelia_bridge_dummy_messages_total{dummy=\"Dummy0\",dummy_id=\"0\",instance=\"lab\",scene=\"unknown\"} 999"
     ));
 
     let response = tokio::time::timeout(guard, http_get(addr, "/other"))

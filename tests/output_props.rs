@@ -100,7 +100,7 @@ proptest! {
     ) {
         let mut snap = sample_run_snapshot();
         snap.dummies[0].name = name;
-        let text = render_prometheus(&snap, &instance);
+        let text = render_prometheus(&snap, &coppelia_bridge::output::prometheus::ExportLabels::new(instance, "scene"));
         let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
         let messages = scrape.samples.iter().filter(|s| s.metric == "coppelia_bridge_dummy_messages_total").count();
         prop_assert_eq!(messages, snap.dummies.len());

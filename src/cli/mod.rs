@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     demo::DemoArgs, emit::EmitArgs, probe::ProbeArgs, report::ReportArgs, run::RunArgs,
-    scene::SceneArgs, standin::StandinArgs,
+    scene::SceneArgs, standin::StandinArgs, sweep::SweepArgs,
 };
 
 /// Co-simulation bridge for CoppeliaSim: per-dummy RTF, latency, rate, jitter and loss.
@@ -71,6 +71,9 @@ pub enum Command {
     Completions(crate::commands::completions::CompletionsArgs),
     /// Print the man page, or write one per command into a directory.
     Man(crate::commands::completions::ManArgs),
+    /// One measured run per combination of dummies × dt × transport, and a table and plots
+    /// of RTF, passes/s, latency, loss and bridge CPU against them.
+    Sweep(SweepArgs),
 }
 
 /// Parses wall-clock durations such as `10s`, `500ms`, `2m` (a bare number is seconds).

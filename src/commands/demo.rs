@@ -31,6 +31,13 @@ pub struct DemoArgs {
     /// Speed of the stand-in relative to real time (1 = real time, 0.5 = half speed).
     #[arg(long, default_value_t = 1.0)]
     pub rtf: f64,
+    /// Run the stand-in as fast as it can (no pacing; CoppeliaSim with real-time mode off
+    /// and nothing to wait for): how many passes per second the bridge keeps up with.
+    #[arg(long, conflicts_with_all = ["rtf", "stepping"])]
+    pub max_speed: bool,
+    /// Simulation time step of the scene, seconds (e.g. 0.01); the scripts send once per step.
+    #[arg(long, default_value_t = 0.05, value_parser = crate::cli::parse::sim_seconds)]
+    pub dt: f64,
     /// Scripts send over framed TCP instead of UDP.
     #[arg(long)]
     pub tcp: bool,
@@ -72,6 +79,26 @@ pub fn execute(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// The demo run; returns the bridge's outcome (tests use it).
 pub async fn demo(args: &DemoArgs) -> anyhow::Result<super::run::RunOutcome> {
+    Ok(demo_measured(args).await?.run)
+}
+
+/// What a demo run measured: the bridge's outcome and what the stand-in did.
+#[derive(Debug)]
+pub struct DemoOutcome {
+    pub run: super::run::RunOutcome,
+    /// Passes, runs, script errors and the CPU time of the stand-in's simulation thread.
+    pub standin: crate::standin::Summary,
+}
+
+/// The demo run, with the stand-in's own figures (a sweep subtracts its CPU time from the
+/// process's to get the bridge's).
+pub async fn demo_measured(args: &DemoArgs) -> anyhow::Result<DemoOutcome> {
+    let (lo, hi) = crate::scene::generate::DT_RANGE_S;
+    anyhow::ensure!(
+        (lo..=hi).contains(&args.dt),
+        "--dt {} s is outside {lo}..{hi} s: give the simulation step in seconds, e.g. 0.05",
+        args.dt
+    );
     anyhow::ensure!(
         args.rtf.is_finite() && args.rtf > 0.0,
         "--rtf must be a positive factor such as 1 or 0.5"
@@ -107,7 +134,15 @@ pub async fn demo(args: &DemoArgs) -> anyhow::Result<super::run::RunOutcome> {
         crate::output::format::count(summary.runs, "run"),
         crate::output::format::count(summary.script_errors, "script error")
     );
-    outcome
+    Ok(DemoOutcome {
+        run: outcome?,
+        standin: summary,
+    })
+}
+
+/// The `scene` label of a demo's metrics: named like the shipped 4-dummy scene.
+pub fn demo_scene_label(dummies: u32) -> String {
+    format!("coppelia_bridge_{dummies}dummies")
 }
 
 /// The stand-in's side of a demo, recorded in summary.json (`settings.demo`), so a run
@@ -128,13 +163,14 @@ fn demo_settings(args: &DemoArgs) -> serde_json::Value {
 fn standin_config(args: &DemoArgs, bridge_port: u16) -> anyhow::Result<StandinConfig> {
     let xml = generate_scene(&SceneOptions {
         dummies: args.dummies,
+        dt_s: args.dt,
         ..SceneOptions::default()
     });
     let mut config =
         StandinConfig::new(parse_scene(&xml).context("the generated scene does not parse")?);
     config.remote = Some(("127.0.0.1".into(), 0));
     // In lockstep the bridge sets the pace; otherwise the stand-in runs in real time × rtf.
-    config.speed = Some(if args.stepping {
+    config.speed = Some(if args.stepping || args.max_speed {
         Speed::MaxSpeed
     } else {
         Speed::RealTime { rtf: args.rtf }
@@ -174,6 +210,9 @@ fn run_args(args: &DemoArgs) -> anyhow::Result<RunArgs> {
     run.stop.duration = Some(args.duration);
     run.stop.expect_dummies = Some(args.dummies as usize);
     run.output = args.output.clone();
+    if run.output.scene_label.is_none() {
+        run.output.scene_label = Some(demo_scene_label(args.dummies));
+    }
     run.gates = args.gates.clone();
     run.sim.stepping = args.stepping;
     run.sim.target_rtf = args.target_rtf;

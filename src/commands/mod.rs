@@ -8,6 +8,7 @@ pub mod report;
 pub mod run;
 pub mod scene;
 pub mod standin;
+pub mod sweep;
 
 use std::process::ExitCode;
 
@@ -24,9 +25,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         std::env::var_os("NO_COLOR").as_deref(),
     );
     let _ = STDERR_COLOR.set(color);
-    // `run` and `demo` set up logging themselves (the live view owns the terminal, and
-    // the run directory gets bridge.log).
-    if !matches!(cli.command, Command::Run(_) | Command::Demo(_)) {
+    // `run`, `demo` and `sweep` set up logging themselves (the live view owns the terminal,
+    // and the run or sweep directory gets bridge.log).
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Demo(_) | Command::Sweep(_)
+    ) {
         init_tracing(true, None)?;
     }
     match cli.command {
@@ -39,6 +43,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::execute(args),
         Command::Completions(args) => completions::completions(args).map(|()| ExitCode::SUCCESS),
         Command::Man(args) => completions::man(args).map(|()| ExitCode::SUCCESS),
+        Command::Sweep(args) => sweep::execute(args),
     }
 }
 

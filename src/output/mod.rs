@@ -28,6 +28,7 @@ pub mod rtf_csv;
 pub mod run_dir;
 pub mod samples_csv;
 pub mod summary;
+pub mod sweep;
 pub mod tui;
 
 use std::path::PathBuf;

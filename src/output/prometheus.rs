@@ -2,10 +2,14 @@
 //!
 //! Format rules followed (Prometheus "Exposition formats", text format 0.0.4): one
 //! `# HELP` and `# TYPE` line per metric family, samples of a family grouped together,
-//! label values escaped (`\\`, `\"`, `\n`), counters named `_total`. Units are base units
-//! (seconds, hertz, ratio) as Prometheus naming practice asks, so latencies are exported
-//! in seconds although the rest of the tool shows µs. Unavailable values (a legacy dummy's
-//! latency or loss) are left out, never exported as 0.
+//! label values escaped (`\\`, `\"`, `\n`). Names follow Prometheus "Metric and label
+//! naming": counters end in `_total`, units are base units in the name (`_seconds`,
+//! `_ratio`, `_hertz`), so latencies are exported in seconds although the rest of the tool
+//! shows µs. Distributions are summaries (`quantile` labels plus `_sum` and `_count`); their
+//! maximum, which a summary cannot carry, is a separate `_max_seconds` gauge. Every sample
+//! carries `instance` and `scene` labels (scrape with `honor_labels: true`, see
+//! `deploy/prometheus.yml`). Unavailable values (a legacy dummy's latency or loss) are left
+//! out, never exported as 0.
 //!
 //! The server faces the network like the receivers (docs/RELIABILITY.md): on an address
 //! other than loopback it answers only peers inside `--allow`, serves a bounded number of
@@ -29,12 +33,80 @@ use crate::metrics::{DummySnapshot, LatencyStats, RunSnapshot};
 
 const PREFIX: &str = "coppelia_bridge";
 
+/// What names this bridge's series among many (labels on every sample), and the RTF it aims
+/// for (exported so alert rules compare against each bridge's own target).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportLabels {
+    /// `--instance`: the simulation host or name (label `instance`).
+    pub instance: String,
+    /// The scene being measured (label `scene`), e.g. the scene file's stem.
+    pub scene: String,
+    /// `--target-rtf`, or 1.
+    pub target_rtf: f64,
+}
+
+impl ExportLabels {
+    /// Scene label when the bridge does not know the scene (attached to a running one).
+    pub const UNKNOWN_SCENE: &'static str = "unknown";
+
+    pub fn new(instance: impl Into<String>, scene: impl Into<String>) -> Self {
+        Self {
+            instance: instance.into(),
+            scene: scene.into(),
+            target_rtf: 1.0,
+        }
+    }
+
+    /// The scene label for a scene file: its name without `.simscene.xml`/`.ttt`.
+    pub fn scene_of_path(path: &std::path::Path) -> String {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = [".simscene.xml", ".ttt", ".xml"]
+            .iter()
+            .find_map(|ext| name.strip_suffix(ext))
+            .unwrap_or(&name);
+        if stem.is_empty() {
+            Self::UNKNOWN_SCENE.to_owned()
+        } else {
+            stem.to_owned()
+        }
+    }
+
+    fn render(&self) -> String {
+        format!(
+            "instance=\"{}\",scene=\"{}\"",
+            escape(&self.instance),
+            escape(&self.scene)
+        )
+    }
+}
+
+impl From<String> for ExportLabels {
+    /// An instance name alone; the scene is unknown.
+    fn from(instance: String) -> Self {
+        Self::new(instance, Self::UNKNOWN_SCENE)
+    }
+}
+
+impl From<&str> for ExportLabels {
+    fn from(instance: &str) -> Self {
+        Self::from(instance.to_owned())
+    }
+}
+
 /// Metric type of a family.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Gauge,
     Counter,
+    Summary,
 }
+
+/// One sample: label text (without braces), optional name suffix (`_sum`, `_count` of a
+/// summary), value.
+type Sample = (String, &'static str, f64);
 
 /// Accumulates families in order; each family's samples stay together.
 #[derive(Debug, Default)]
@@ -44,18 +116,48 @@ struct Exposition {
 
 impl Exposition {
     fn family(&mut self, name: &str, kind: Kind, help: &str, samples: &[(String, f64)]) {
+        let samples: Vec<Sample> = samples.iter().map(|(l, v)| (l.clone(), "", *v)).collect();
+        self.family_with_suffixes(name, kind, help, &samples);
+    }
+
+    fn family_with_suffixes(&mut self, name: &str, kind: Kind, help: &str, samples: &[Sample]) {
         if samples.is_empty() {
             return;
         }
         let kind = match kind {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
+            Kind::Summary => "summary",
         };
         let _ = writeln!(self.out, "# HELP {PREFIX}_{name} {help}");
         let _ = writeln!(self.out, "# TYPE {PREFIX}_{name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(self.out, "{PREFIX}_{name}{{{labels}}} {}", number(*value));
+        for (labels, suffix, value) in samples {
+            let _ = writeln!(
+                self.out,
+                "{PREFIX}_{name}{suffix}{{{labels}}} {}",
+                number(*value)
+            );
         }
+    }
+
+    /// A summary family (quantiles, `_sum`, `_count`, in seconds) and its `_max_seconds`
+    /// gauge, from distributions in µs.
+    fn latency(&mut self, name: &str, help: &str, dists: &[(String, &LatencyStats)]) {
+        let mut samples = Vec::new();
+        for (labels, l) in dists {
+            samples.extend(summary_samples(l, labels));
+        }
+        self.family_with_suffixes(&format!("{name}_seconds"), Kind::Summary, help, &samples);
+        let max: Vec<_> = dists
+            .iter()
+            .map(|(labels, l)| (labels.clone(), l.max_us / 1e6))
+            .collect();
+        self.family(
+            &format!("{name}_max_seconds"),
+            Kind::Gauge,
+            &format!("Largest value of {PREFIX}_{name}_seconds."),
+            &max,
+        );
     }
 }
 
@@ -78,45 +180,81 @@ fn escape(value: &str) -> String {
         .replace('\n', r"\n")
 }
 
-fn sim_labels(instance: &str) -> String {
-    format!("sim=\"{}\"", escape(instance))
+fn dummy_labels(d: &DummySnapshot, base: &str) -> String {
+    format!("dummy=\"{}\",dummy_id=\"{}\",{base}", escape(&d.name), d.id)
 }
 
-fn dummy_labels(d: &DummySnapshot, instance: &str) -> String {
-    format!(
-        "dummy=\"{}\",dummy_id=\"{}\",{}",
-        escape(&d.name),
-        d.id,
-        sim_labels(instance)
-    )
-}
-
-/// The snapshot in text exposition format 0.0.4. `instance` names the simulation (label
-/// `sim`), so several bridges can feed one Prometheus.
-pub fn render_prometheus(s: &RunSnapshot, instance: &str) -> String {
+/// The snapshot in text exposition format 0.0.4, every sample labelled with `labels`, so
+/// several bridges can feed one Prometheus.
+pub fn render_prometheus(s: &RunSnapshot, labels: &ExportLabels) -> String {
     let mut e = Exposition::default();
-    global_families(&mut e, s, instance);
-    dummy_families(&mut e, s, instance);
+    let base = labels.render();
+    run_families(&mut e, s, labels, &base);
+    sim_families(&mut e, s, &base);
+    dummy_families(&mut e, s, &base);
     e.out
 }
 
-fn global_families(e: &mut Exposition, s: &RunSnapshot, instance: &str) {
-    let sim = sim_labels(instance);
+fn run_families(e: &mut Exposition, s: &RunSnapshot, labels: &ExportLabels, base: &str) {
+    e.family(
+        "info",
+        Kind::Gauge,
+        "Always 1; the bridge's version in a label.",
+        &[(
+            format!("version=\"{}\",{base}", env!("CARGO_PKG_VERSION")),
+            1.0,
+        )],
+    );
     e.family(
         "elapsed_seconds",
         Kind::Gauge,
         "Wall time since the run started.",
-        &[(sim.clone(), s.elapsed_s)],
+        &[(base.to_owned(), s.elapsed_s)],
+    );
+    e.family(
+        "target_rtf",
+        Kind::Gauge,
+        "Real-time factor the run aims for (--target-rtf, default 1).",
+        &[(base.to_owned(), labels.target_rtf)],
     );
     e.family(
         "dummies",
         Kind::Gauge,
         "Dummies known to the bridge.",
-        &[(sim.clone(), s.dummies.len() as f64)],
+        &[(base.to_owned(), s.dummies.len() as f64)],
     );
+    let messages: u64 = s.dummies.iter().map(|d| d.messages).sum();
+    e.family(
+        "messages_total",
+        Kind::Counter,
+        "Messages counted over all dummies (current sessions).",
+        &[(base.to_owned(), messages as f64)],
+    );
+    let (lost, expected) = s
+        .dummies
+        .iter()
+        .filter_map(|d| d.loss.as_ref())
+        .fold((0u64, 0u64), |(l, x), loss| {
+            (l + loss.lost, x + loss.expected)
+        });
+    if expected > 0 {
+        e.family(
+            "loss_ratio",
+            Kind::Gauge,
+            "Lost / expected messages over all dummies with sequence numbers (0..1).",
+            &[(base.to_owned(), lost as f64 / expected as f64)],
+        );
+    }
+    if let Some(l) = &s.latency {
+        e.latency(
+            "latency",
+            "One-way latency over every message of the run (all dummies merged).",
+            &[(base.to_owned(), l)],
+        );
+    }
     let drops: Vec<_> = s
         .kernel_drops
-        .map(|d| (sim.clone(), d as f64))
+        .map(|d| (base.to_owned(), d as f64))
         .into_iter()
         .collect();
     e.family(
@@ -129,11 +267,10 @@ fn global_families(e: &mut Exposition, s: &RunSnapshot, instance: &str) {
         .rejected
         .iter()
         .flat_map(|r| {
-            let sim = sim.clone();
             r.by_reason.iter().map(move |(reason, n)| {
                 (
                     format!(
-                        "source=\"{}\",reason=\"{}\",{sim}",
+                        "source=\"{}\",reason=\"{}\",{base}",
                         escape(&r.source),
                         escape(reason)
                     ),
@@ -148,15 +285,18 @@ fn global_families(e: &mut Exposition, s: &RunSnapshot, instance: &str) {
         "Datagrams rejected as malformed, per source address and reason.",
         &rejected,
     );
+}
+
+fn sim_families(e: &mut Exposition, s: &RunSnapshot, base: &str) {
     let Some(simsnap) = &s.sim else { return };
     let up = f64::from(u8::from(simsnap.state != "unreachable"));
     e.family(
         "sim_up",
         Kind::Gauge,
         "1 if the CoppeliaSim remote API answers.",
-        &[(sim.clone(), up)],
+        &[(base.to_owned(), up)],
     );
-    let state = vec![(format!("state=\"{}\",{sim}", escape(&simsnap.state)), 1.0)];
+    let state = vec![(format!("state=\"{}\",{base}", escape(&simsnap.state)), 1.0)];
     e.family(
         "sim_state",
         Kind::Gauge,
@@ -165,7 +305,7 @@ fn global_families(e: &mut Exposition, s: &RunSnapshot, instance: &str) {
     );
     let t: Vec<_> = simsnap
         .sim_time_s
-        .map(|v| (sim.clone(), v))
+        .map(|v| (base.to_owned(), v))
         .into_iter()
         .collect();
     e.family(
@@ -178,69 +318,71 @@ fn global_families(e: &mut Exposition, s: &RunSnapshot, instance: &str) {
         "sim_rtf",
         Kind::Gauge,
         "Simulation-wide real-time factor per window (remote API poll).",
-        &rtf_samples(&simsnap.rtf, &sim),
+        &rtf_samples(&simsnap.rtf, base),
     );
-    let rtt = simsnap
-        .remote_rtt
-        .as_ref()
-        .map(|l| quantiles(l, &sim))
-        .unwrap_or_default();
-    e.family(
-        "remote_rtt_seconds",
-        Kind::Gauge,
-        "Remote API call round trip, per quantile.",
-        &rtt,
-    );
+    if let Some(rtt) = &simsnap.remote_rtt {
+        e.latency(
+            "remote_rtt",
+            "Remote API call round trip.",
+            &[(base.to_owned(), rtt)],
+        );
+    }
     e.family(
         "sim_disconnected_seconds",
         Kind::Gauge,
         "Time the remote API was unreachable during the run.",
-        &[(sim, simsnap.disconnected_s)],
+        &[(base.to_owned(), simsnap.disconnected_s)],
     );
 }
 
+/// RTF windows as `window` labels: `1s`, `10s`, `total`, and `worst_1s` (the lowest complete
+/// 1 s window so far).
 fn rtf_samples(rtf: &crate::metrics::RtfStats, labels: &str) -> Vec<(String, f64)> {
     [
         ("1s", rtf.last_1s),
         ("10s", rtf.last_10s),
         ("total", rtf.total),
+        ("worst_1s", rtf.worst_1s),
     ]
     .into_iter()
     .filter_map(|(w, v)| v.map(|v| (format!("window=\"{w}\",{labels}"), v)))
     .collect()
 }
 
-/// The fixed percentile list as `quantile` labels, in seconds; max is quantile 1.
-fn quantiles(l: &LatencyStats, labels: &str) -> Vec<(String, f64)> {
-    [
+/// A summary's samples in seconds: the fixed percentile list as `quantile` labels, then
+/// `_sum` (mean × count) and `_count`.
+fn summary_samples(l: &LatencyStats, labels: &str) -> Vec<Sample> {
+    let mut out: Vec<Sample> = [
         ("0.5", l.p50_us),
         ("0.9", l.p90_us),
         ("0.99", l.p99_us),
         ("0.999", l.p999_us),
-        ("1", l.max_us),
     ]
     .into_iter()
-    .map(|(q, us)| (format!("quantile=\"{q}\",{labels}"), us / 1e6))
-    .collect()
+    .map(|(q, us)| (format!("quantile=\"{q}\",{labels}"), "", us / 1e6))
+    .collect();
+    out.push((labels.to_owned(), "_sum", l.mean_us * l.count as f64 / 1e6));
+    out.push((labels.to_owned(), "_count", l.count as f64));
+    out
 }
 
 /// Per-dummy family: one sample per dummy for which `value` is available.
 fn per_dummy(
     s: &RunSnapshot,
-    instance: &str,
+    base: &str,
     value: impl Fn(&DummySnapshot) -> Option<f64>,
 ) -> Vec<(String, f64)> {
     s.dummies
         .iter()
-        .filter_map(|d| value(d).map(|v| (dummy_labels(d, instance), v)))
+        .filter_map(|d| value(d).map(|v| (dummy_labels(d, base), v)))
         .collect()
 }
 
-fn dummy_families(e: &mut Exposition, s: &RunSnapshot, instance: &str) {
+fn dummy_families(e: &mut Exposition, s: &RunSnapshot, base: &str) {
     let rtf: Vec<_> = s
         .dummies
         .iter()
-        .flat_map(|d| rtf_samples(&d.rtf, &dummy_labels(d, instance)))
+        .flat_map(|d| rtf_samples(&d.rtf, &dummy_labels(d, base)))
         .collect();
     e.family(
         "dummy_rtf",
@@ -252,79 +394,75 @@ fn dummy_families(e: &mut Exposition, s: &RunSnapshot, instance: &str) {
         "dummy_rate_hertz",
         Kind::Gauge,
         "Messages per wall second over the last 1 s.",
-        &per_dummy(s, instance, |d| d.rate.wall_hz_1s),
+        &per_dummy(s, base, |d| d.rate.wall_hz_1s),
     );
     let lat: Vec<_> = s
         .dummies
         .iter()
-        .filter_map(|d| {
-            d.latency
-                .as_ref()
-                .map(|l| quantiles(l, &dummy_labels(d, instance)))
-        })
-        .flatten()
+        .filter_map(|d| d.latency.as_ref().map(|l| (dummy_labels(d, base), l)))
         .collect();
-    e.family(
-        "dummy_latency_seconds",
-        Kind::Gauge,
-        "One-way latency (receive time - sender wall time), per quantile.",
+    e.latency(
+        "dummy_latency",
+        "One-way latency of a dummy (receive time - sender wall time).",
         &lat,
     );
     e.family(
         "dummy_jitter_seconds",
         Kind::Gauge,
         "RFC 3550 interarrival jitter.",
-        &per_dummy(s, instance, |d| d.jitter_rfc3550_us.map(|j| j / 1e6)),
+        &per_dummy(s, base, |d| d.jitter_rfc3550_us.map(|j| j / 1e6)),
     );
     e.family(
         "dummy_loss_ratio",
         Kind::Gauge,
         "Lost / expected messages (0..1).",
-        &per_dummy(s, instance, |d| d.loss.as_ref().map(|l| l.loss_pct / 100.0)),
+        &per_dummy(s, base, |d| d.loss.as_ref().map(|l| l.loss_pct / 100.0)),
     );
     e.family(
         "dummy_off_target",
         Kind::Gauge,
         "1 if the 1 s RTF is off the target by more than the tolerance.",
-        &per_dummy(s, instance, |d| Some(f64::from(u8::from(d.off_target)))),
+        &per_dummy(s, base, |d| Some(f64::from(u8::from(d.off_target)))),
     );
     e.family(
         "dummy_session",
         Kind::Gauge,
         "Session number (+1 when seq or simulation time restarts).",
-        &per_dummy(s, instance, |d| Some(f64::from(d.session))),
+        &per_dummy(s, base, |d| Some(f64::from(d.session))),
     );
+    dummy_counters(e, s, base);
+}
+
+fn dummy_counters(e: &mut Exposition, s: &RunSnapshot, base: &str) {
     e.family(
         "dummy_messages_total",
         Kind::Counter,
         "Messages counted in the current session.",
-        &per_dummy(s, instance, |d| Some(d.messages as f64)),
+        &per_dummy(s, base, |d| Some(d.messages as f64)),
     );
     e.family(
         "dummy_lost_total",
         Kind::Counter,
         "Messages lost (seq gaps) in the current session.",
-        &per_dummy(s, instance, |d| d.loss.as_ref().map(|l| l.lost as f64)),
+        &per_dummy(s, base, |d| d.loss.as_ref().map(|l| l.lost as f64)),
     );
     e.family(
         "dummy_duplicates_total",
         Kind::Counter,
         "Extra copies of messages received.",
-        &per_dummy(s, instance, |d| {
-            d.loss.as_ref().map(|l| l.duplicates as f64)
-        }),
+        &per_dummy(s, base, |d| d.loss.as_ref().map(|l| l.duplicates as f64)),
     );
     e.family(
         "dummy_reordered_total",
         Kind::Counter,
         "Messages that arrived after a higher seq.",
-        &per_dummy(s, instance, |d| d.loss.as_ref().map(|l| l.reordered as f64)),
+        &per_dummy(s, base, |d| d.loss.as_ref().map(|l| l.reordered as f64)),
     );
     e.family(
         "dummy_clock_warnings_total",
         Kind::Counter,
         "Latencies rejected as negative or implausible.",
-        &per_dummy(s, instance, |d| Some(d.clock_warnings as f64)),
+        &per_dummy(s, base, |d| Some(d.clock_warnings as f64)),
     );
 }
 
@@ -413,7 +551,8 @@ impl MetricsServer {
     /// Answers connections until the task is dropped. Accept errors (e.g. out of file
     /// descriptors) are logged and retried after a pause: the scrape endpoint must not
     /// end the run.
-    pub async fn serve(self, rx: watch::Receiver<RunSnapshot>, instance: String) {
+    pub async fn serve(self, rx: watch::Receiver<RunSnapshot>, labels: impl Into<ExportLabels>) {
+        let labels = labels.into();
         let slots = Arc::new(Semaphore::new(self.limits.max_conns));
         let counts = Arc::new(Counts::new(self.status.clone()));
         loop {
@@ -442,7 +581,7 @@ impl MetricsServer {
                     .await;
                 continue;
             };
-            let body = render_prometheus(&rx.borrow(), &instance);
+            let body = render_prometheus(&rx.borrow(), &labels);
             let (limits, counts) = (self.limits, counts.clone());
             tokio::spawn(async move {
                 let answered = answer(stream, body, &limits).await;
@@ -503,9 +642,9 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(200);
 pub async fn serve_metrics(
     addr: SocketAddr,
     rx: watch::Receiver<RunSnapshot>,
-    instance: String,
+    labels: impl Into<ExportLabels>,
 ) -> Result<(), MetricsServerError> {
-    MetricsServer::bind(addr).await?.serve(rx, instance).await;
+    MetricsServer::bind(addr).await?.serve(rx, labels).await;
     Ok(())
 }
 
@@ -644,7 +783,7 @@ mod tests {
 
     #[test]
     fn legacy_dummy_has_no_latency_or_loss_samples() {
-        let text = render_prometheus(&sample_run_snapshot(), "lab");
+        let text = render_prometheus(&sample_run_snapshot(), &"lab".into());
         let legacy: Vec<&str> = text
             .lines()
             .filter(|l| l.contains("dummy_id=\"2\""))

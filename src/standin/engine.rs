@@ -105,6 +105,10 @@ pub struct Summary {
     pub runs: u64,
     /// Script errors reported.
     pub script_errors: u64,
+    /// CPU seconds (user + system) of the simulation thread, which runs the scripts and the
+    /// remote API server; `None` where unmeasured. A sweep subtracts it from the process's
+    /// to get the bridge's own CPU.
+    pub cpu_s: Option<f64>,
 }
 
 /// Why the stand-in failed.
@@ -289,6 +293,7 @@ impl Engine {
             }
         }
         self.summary.runs = self.scheduler.runs();
+        self.summary.cpu_s = crate::time::cpu_time_s(crate::time::CpuOf::Thread);
         self.summary
     }
 

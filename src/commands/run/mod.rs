@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::output::prometheus::ExportLabels;
 use crate::output::{run_tui, RunInfo, RunMeta};
 
 pub use crate::run::{RunOutcome, StopReason};
@@ -182,9 +183,15 @@ pub struct OutputArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464 or localhost:9464).
     #[arg(long, env = "COPPELIA_BRIDGE_METRICS_ADDR", value_parser = crate::cli::parse::socket_addr)]
     pub metrics_addr: Option<SocketAddr>,
-    /// Name of this simulation in the live view title and Prometheus labels.
+    /// Name of this simulation in the live view title and the `instance` label of every
+    /// Prometheus metric (use the simulation host's name when several bridges feed one
+    /// Prometheus).
     #[arg(long, default_value = "coppeliasim", env = "COPPELIA_BRIDGE_INSTANCE")]
     pub instance: String,
+    /// The `scene` label of every Prometheus metric (default: the --scene file's name
+    /// without its extension, or `unknown`).
+    #[arg(long, env = "COPPELIA_BRIDGE_SCENE_LABEL")]
+    pub scene_label: Option<String>,
 }
 
 impl OutputArgs {
@@ -457,7 +464,7 @@ impl Prepared {
                 "Prometheus metrics on http://{}/metrics",
                 server.local_addr()
             );
-            tokio::spawn(server.serve(snap_rx.clone(), args.output.instance.clone()));
+            tokio::spawn(server.serve(snap_rx.clone(), export_labels(args)));
         }
         let view = self.tui.then(|| {
             let info = RunInfo {
@@ -489,6 +496,22 @@ impl Prepared {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// Labels of the Prometheus metrics: `--instance`, the scene (`--scene-label`, else the
+/// `--scene` file's stem), and the target RTF.
+pub fn export_labels(args: &RunArgs) -> ExportLabels {
+    let scene = args.output.scene_label.clone().unwrap_or_else(|| {
+        args.sim
+            .scene
+            .as_deref()
+            .map(ExportLabels::scene_of_path)
+            .unwrap_or_else(|| ExportLabels::UNKNOWN_SCENE.to_owned())
+    });
+    ExportLabels {
+        target_rtf: args.sim.reference_rtf(),
+        ..ExportLabels::new(args.output.instance.clone(), scene)
     }
 }
 

@@ -16,7 +16,7 @@ const MAX_POINTS: usize = 2000;
 /// Events listed in the table; the rest are counted.
 const MAX_EVENT_ROWS: usize = 500;
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1160px}\
+pub(crate) const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1160px}\
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}\
 table{border-collapse:collapse;font-size:12.5px;margin:6px 0}th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}\
 th{background:#f3f5f7}td.l,th.l{text-align:left}tr.off td{background:#fff1e6}.scroll{overflow-x:auto}\

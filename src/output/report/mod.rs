@@ -2,7 +2,7 @@
 //! samples.csv, events.jsonl) and writes one self-contained page (inline CSS and SVG,
 //! no script, no network).
 
-mod html;
+pub(crate) mod html;
 pub mod svg;
 
 use std::collections::BTreeMap;
