@@ -22,6 +22,20 @@ pub fn opt_count(value: Option<u64>) -> String {
     value.map_or_else(|| UNAVAILABLE.to_owned(), |v| v.to_string())
 }
 
+/// `1 message`, `2 messages`: a count with its noun, singular for exactly one.
+pub fn plural(n: u64, noun: &str) -> String {
+    plural_of(n, noun, &format!("{noun}s"))
+}
+
+/// Like [`plural`] for nouns whose plural is not `+s` (`1 dummy`, `2 dummies`).
+pub fn plural_of(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// Seconds as `1h02m03s`, `2m05s` or `12.3s`, for elapsed and remaining times.
 pub fn duration_s(seconds: f64) -> String {
     if !seconds.is_finite() || seconds < 0.0 {
@@ -111,6 +125,14 @@ mod tests {
         assert_eq!(opt(Some(0.0), 2), "0.00");
         assert_eq!(opt_us(Some(182.4)), "182");
         assert_eq!(opt_count(None), "-");
+    }
+
+    #[test]
+    fn plurals_agree_with_the_count() {
+        assert_eq!(plural(1, "message"), "1 message");
+        assert_eq!(plural(0, "message"), "0 messages");
+        assert_eq!(plural(2, "run"), "2 runs");
+        assert_eq!(plural_of(3, "dummy", "dummies"), "3 dummies");
     }
 
     #[test]
