@@ -137,7 +137,11 @@ fn lede(page: &mut String, data: &RunData) {
     }
     let _ = writeln!(page, "<p class=\"lede\">{}{off_text}</p>", escape(&text));
     if data.skipped_rows > 0 {
-        let _ = writeln!(page, "<p class=\"note\">{} did not parse and were left out (truncated by an interrupted run?).</p>", plural(data.skipped_rows as u64, "CSV row"));
+        let _ = writeln!(
+            page,
+            "<p class=\"note\">{} left out: did not parse (truncated by an interrupted run?).</p>",
+            plural(data.skipped_rows as u64, "CSV row")
+        );
     }
 }
 
@@ -352,8 +356,10 @@ fn band_series(band: &Band) -> [Series; 2] {
     for row in &band.rows {
         match row {
             Some(r) => {
-                area.last_mut().map(|s| s.push((r.x, r.min, r.max)));
-                median.last_mut().map(|s| s.push((r.x, r.median)));
+                if let (Some(a), Some(m)) = (area.last_mut(), median.last_mut()) {
+                    a.push((r.x, r.min, r.max));
+                    m.push((r.x, r.median));
+                }
             }
             None => {
                 if area.last().is_some_and(|s| !s.is_empty()) {
@@ -637,9 +643,9 @@ fn events_section(page: &mut String, data: &RunData) {
         return;
     }
     let n = data.events.len();
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<details{}><summary>{}</summary><table class=\"sortable\"><thead><tr><th data-type=\"num\">time (s)</th><th class=\"l\" data-type=\"text\">kind</th><th data-type=\"num\">dummy</th><th class=\"l\" data-type=\"text\">message</th></tr></thead><tbody>\n",
+        "<details{}><summary>{}</summary><table class=\"sortable\"><thead><tr><th data-type=\"num\">time (s)</th><th class=\"l\" data-type=\"text\">kind</th><th data-type=\"num\">dummy</th><th class=\"l\" data-type=\"text\">message</th></tr></thead><tbody>",
         if n <= OPEN_ROWS { " open" } else { "" },
         plural(n as u64, "event")
     );

@@ -83,7 +83,8 @@ impl Decimator {
 
     /// Marks the open interval (`from`, `to`) as missing data: no line may cross it.
     pub fn gap(&mut self, from: f64, to: f64) {
-        if !(from < to) {
+        // Also refuses NaN bounds.
+        if from.partial_cmp(&to) != Some(std::cmp::Ordering::Less) {
             return;
         }
         self.gaps.push((from, to));

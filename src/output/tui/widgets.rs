@@ -128,11 +128,17 @@ fn run_line(state: &ViewState, info: &RunInfo) -> Line<'static> {
         || "- (until q)".to_owned(),
         |d| format::duration_s((d - s.elapsed_s).max(0.0)),
     );
-    let mut spans: Vec<Span> = vec![
+    let mut spans: Vec<Span> = Vec::new();
+    if state.frozen {
+        // First on the line, so a narrow terminal cannot cut it off.
+        let style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
+        spans.push(Span::styled("FROZEN (p)  ", style));
+    }
+    spans.extend([
         format!("elapsed {}", format::duration_s(s.elapsed_s)).into(),
         format!("  remaining {remaining}").into(),
         format!("  dummies {}", s.dummies.len()).into(),
-    ];
+    ]);
     let off = s.dummies.iter().filter(|d| d.off_target).count();
     if off > 0 {
         spans.push(Span::styled(
@@ -142,10 +148,6 @@ fn run_line(state: &ViewState, info: &RunInfo) -> Line<'static> {
     }
     if let Some(st) = s.sim.as_ref().and_then(|sim| sim.stepping.as_ref()) {
         spans.push(format!("  {}", format::stepping(st)).into());
-    }
-    if state.frozen {
-        let style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
-        spans.push(Span::styled("  FROZEN (p)", style));
     }
     spans.push(format!("  listen {}", info.listen).into());
     if let Some(b) = &s.backlog {
@@ -321,17 +323,17 @@ fn spark(
     frame.render_widget(widget, area);
 }
 
-/// Draws `┈` on the row of `target` (on the 0–2 scale) wherever the bars leave it empty.
+/// Draws `┈` across the row whose band of the 0–2 scale holds `target`, wherever the bars
+/// leave it empty.
 fn mark_target(frame: &mut Frame, area: Rect, target: f64) {
     let inner = Block::bordered().inner(area);
     if inner.height == 0 || inner.width == 0 || !target.is_finite() {
         return;
     }
     let h = f64::from(inner.height);
-    let from_bottom = ((target / RTF_SCALE_MAX).clamp(0.0, 1.0) * h)
-        .ceil()
-        .max(1.0) as u16;
-    let y = inner.bottom().saturating_sub(from_bottom.min(inner.height));
+    // Row r from the bottom covers [r, r + 1) · RTF_SCALE_MAX / h.
+    let row = ((target / RTF_SCALE_MAX).clamp(0.0, 1.0) * h).floor() as u16;
+    let y = inner.bottom() - 1 - row.min(inner.height - 1);
     let buf = frame.buffer_mut();
     for x in inner.left()..inner.right() {
         if let Some(cell) = buf.cell_mut((x, y)) {
@@ -414,10 +416,10 @@ fn detail_lines(d: &DummySnapshot) -> Vec<Line<'static>> {
             unit(ColumnId::RtfWorstAt)
         )),
         Line::from(format!(
-            "inter-arrival mean {} sd {} max {} · script RTT p50 {}",
-            cell(ColumnId::InterarrivalMean),
+            "inter-arrival {} (sd {}, max {}) · script RTT p50 {}",
+            unit(ColumnId::InterarrivalMean),
             cell(ColumnId::InterarrivalStdDev),
-            unit(ColumnId::InterarrivalMax),
+            cell(ColumnId::InterarrivalMax),
             us(d.rtt.as_ref().map(|r| r.p50_us))
         )),
     ]
