@@ -16,10 +16,13 @@
 //!   directory.
 //!
 //! Measurements:
-//! 1. steady load: N dummies × 20 Hz for a while; CPU per datagram over the middle of it,
-//!    loss, and the latency p50/p99 each receiver computes from the kernel stamps;
-//! 2. drain: the receiver is stopped (SIGSTOP), 300,000 datagrams are queued, then it is
-//!    continued (SIGCONT); datagrams per second until its CPU goes quiet with the queue empty;
+//! 1. steady load: N dummies × 20 Hz for a while, sent by `coppelia-bridge emit` (one
+//!    socket per dummy, every dummy once per pass, as CoppeliaSim's sensing phase does); CPU
+//!    per datagram over the middle of it, loss, and the latency p50/p99 each receiver
+//!    computes from the kernel stamps;
+//! 2. drain: the receiver is stopped (SIGSTOP), 300,000 datagrams are queued (by this
+//!    binary's own fast sender), then it is continued (SIGCONT); datagrams per second until
+//!    its CPU goes quiet with the queue empty;
 //! 3. (`--scale`) 10,000 dummies × 20 Hz: loss, RSS over time, memory per dummy against an
 //!    empty run, outputs complete.
 //!
@@ -373,6 +376,28 @@ fn bridge_counted(stdout: &str, out: Option<&Path>) -> Counted {
     }
 }
 
+/// The project's own emulated dummies (`coppelia-bridge emit`), as a user would load a
+/// bridge without CoppeliaSim: one socket per dummy, every dummy's STAMP once per pass.
+fn emit(port: u16, dummies: u32, rate_hz: u32, seconds: u32) -> Child {
+    let args: Vec<String> = [
+        "emit".to_owned(),
+        "--to".into(),
+        format!("127.0.0.1:{port}"),
+        "--dummies".into(),
+        dummies.to_string(),
+        "--rate-hz".into(),
+        rate_hz.to_string(),
+        "--duration".into(),
+        format!("{seconds}s"),
+    ]
+    .to_vec();
+    command(0, BRIDGE, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start coppelia-bridge emit")
+}
+
 fn send(cpu: usize, args: &[String]) -> Child {
     command(cpu, &me(), args)
         .stdout(Stdio::null())
@@ -442,7 +467,7 @@ fn steady(s: &Scale) {
 fn steady_once(kind: Receiver, s: &Scale, expect: u64, work: &Path) -> (f64, Counted) {
     let r = start(kind, expect, work);
     let pid = r.child.id();
-    let mut sender = send(0, &sender_args(r.port, s.dummies, 20, s.seconds, 0));
+    let mut sender = emit(r.port, s.dummies, 20, s.seconds);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(u64::from(s.margin_s)));
     let (c0, w0) = (cpu_ns(pid), Instant::now());

@@ -51,6 +51,16 @@ fn assert_valid(schema: &serde_json::Value, instance: &serde_json::Value) {
     assert!(errors.is_empty(), "schema violations: {errors:#?}");
 }
 
+/// The fixture run against two gates it fails on one dummy.
+fn fixture_verdict() -> coppelia_bridge::run::Verdict {
+    let gates = coppelia_bridge::run::Gates {
+        min_rtf: Some(0.9),
+        max_loss_pct: Some(5.0),
+        max_latency_p99: None,
+    };
+    coppelia_bridge::run::verdict(&sample_run_snapshot(), &gates)
+}
+
 #[test]
 fn summary_written_by_the_run_writer_matches_the_schema() {
     let tmp = tempfile::tempdir().unwrap();
@@ -60,6 +70,7 @@ fn summary_written_by_the_run_writer_matches_the_schema() {
             &sample_run_snapshot(),
             &sample_sessions(),
             RUN_START_UNIX_S + 30.0,
+            Some(&fixture_verdict()),
         )
         .unwrap();
     let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
@@ -74,7 +85,7 @@ fn periodic_summary_of_a_run_still_going_matches_the_schema() {
     let mut snap = sample_run_snapshot();
     snap.sim = None;
     snap.kernel_drops = None;
-    let path = w.write_summary(&snap, &[], None).unwrap();
+    let path = w.write_summary(&snap, &[], None, None).unwrap();
     let value: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(value["ended_utc"].is_null());
@@ -83,7 +94,7 @@ fn periodic_summary_of_a_run_still_going_matches_the_schema() {
 
 #[test]
 fn the_schema_rejects_drift() {
-    let summary = Summary::new(&meta(), &sample_run_snapshot(), &[], None);
+    let summary = Summary::new(&meta(), &sample_run_snapshot(), &[], None, None);
     let mut value = serde_json::to_value(&summary).unwrap();
     value["final"]["dummies"][0]["rtf"]["last_1s"] = serde_json::json!("fast");
     let validator = jsonschema::validator_for(&schema()).unwrap();
@@ -112,6 +123,7 @@ fn golden_summary_json() {
         &sample_run_snapshot(),
         &sample_sessions(),
         Some(RUN_START_UNIX_S + 30.0),
+        Some(&fixture_verdict()),
     );
     let text = String::from_utf8(summary.to_json().unwrap()).unwrap();
     insta::assert_snapshot!("summary_json", text);

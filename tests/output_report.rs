@@ -42,6 +42,7 @@ fn write_run(dir: &Path) {
         series.last().unwrap(),
         &sample_sessions(),
         RUN_START_UNIX_S + 30.0,
+        None,
     )
     .unwrap();
 }
@@ -199,7 +200,7 @@ fn many_dummies_are_drawn_as_a_band_with_the_worst_few_in_colour() {
         })
         .collect();
     w.snapshot(&last).unwrap();
-    w.finish(&last, &[], RUN_START_UNIX_S + 10.0).unwrap();
+    w.finish(&last, &[], RUN_START_UNIX_S + 10.0, None).unwrap();
     let data = coppelia_bridge::output::report::load_run(&dir).unwrap();
     let shown: Vec<u32> = data.timeline.detailed.keys().copied().collect();
     assert!(

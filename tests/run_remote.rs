@@ -140,6 +140,8 @@ fn spawn_run_with_out(out: &std::path::Path) -> std::process::Child {
             "127.0.0.1:0",
             "--idle-timeout",
             "0",
+            // Nothing sends in these tests: the run is empty on purpose.
+            "--allow-empty",
             "--out",
         ])
         .arg(out)

@@ -102,7 +102,7 @@ fn bad_flags_are_explained() {
         .arg(&out)
         .assert()
         .failure()
-        .stderr(contains("--dt -1 s is out of range"));
+        .stderr(contains("\"-1\" is not a time step"));
     bridge()
         .args(["scene", "--host", "a{b}", "--out"])
         .arg(&out)

@@ -36,7 +36,11 @@ fn bad_flags_are_refused_with_examples() {
     for (flag, value, says) in [
         ("--rtf", "0", "positive factor"),
         ("--drop-rate", "2", "between 0 and 1"),
-        ("--dt", "0", "positive time step"),
+        (
+            "--dt",
+            "0",
+            "is not a time step: use a positive number of seconds",
+        ),
     ] {
         assert_cmd::Command::cargo_bin("coppelia-bridge")
             .unwrap()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::run::{bind_receivers, OutputArgs, Prepared, RunArgs};
+use super::run::{bind_receivers, GateArgs, OutputArgs, Prepared, RunArgs};
 use crate::cli::parse_duration;
 use crate::scene::parse::parse_scene;
 use crate::scene::{generate_scene, SceneOptions};
@@ -44,14 +44,17 @@ pub struct DemoArgs {
     /// Fault: passes run back to back per frame (bursts, as CoppeliaSim with a GUI).
     #[arg(long, default_value_t = 1)]
     pub passes_per_frame: u32,
-    /// Fault: stall the simulation once at this simulation time, s.
-    #[arg(long, requires = "stall_for")]
+    /// Fault: stall the simulation once at this simulation time (simulated seconds: 3, 3s,
+    /// 500ms).
+    #[arg(long, requires = "stall_for", value_parser = crate::cli::parse::sim_seconds)]
     pub stall_at: Option<f64>,
     /// Fault: length of the stall.
     #[arg(long, value_parser = parse_duration, requires = "stall_at")]
     pub stall_for: Option<Duration>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub gates: GateArgs,
 }
 
 /// Runs `coppelia-bridge demo`.
@@ -61,8 +64,8 @@ pub fn execute(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(demo(&args))?;
-    Ok(ExitCode::SUCCESS)
+    let outcome = rt.block_on(demo(&args))?;
+    args.gates.conclude(&outcome, args.output.json_stream)
 }
 
 /// The demo run; returns the bridge's outcome (tests use it).
@@ -153,6 +156,7 @@ fn run_args(args: &DemoArgs) -> anyhow::Result<RunArgs> {
     run.stop.duration = Some(args.duration);
     run.stop.expect_dummies = Some(args.dummies as usize);
     run.output = args.output.clone();
+    run.gates = args.gates.clone();
     run.sim.stepping = args.stepping;
     run.sim.target_rtf = args.target_rtf;
     Ok(run)

@@ -16,11 +16,12 @@ use crate::wire::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 /// Flags of `coppelia-bridge emit`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmitArgs {
-    /// Bridge address: UDP, or TCP with --tcp.
+    /// Bridge address: UDP, or TCP with --tcp (HOST:PORT; a host name works too).
     #[arg(
         long,
         default_value = "127.0.0.1:8888",
-        env = "COPPELIA_BRIDGE_EMIT_TO"
+        env = "COPPELIA_BRIDGE_EMIT_TO",
+        value_parser = crate::cli::parse::socket_addr
     )]
     pub to: SocketAddr,
     /// Number of dummies, each with its own socket (as each script has its own).
@@ -119,7 +120,31 @@ pub fn execute(args: EmitArgs) -> anyhow::Result<ExitCode> {
         report.send_errors,
         report.echoes
     );
+    send_verdict(&args, &report)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A run whose sends failed is a failed run: the message says how many and what to check.
+fn send_verdict(args: &EmitArgs, report: &EmitReport) -> anyhow::Result<()> {
+    if report.send_errors == 0 {
+        return Ok(());
+    }
+    let attempted = report.stamps_sent + report.send_errors;
+    let what = if report.stamps_sent == 0 {
+        "every send failed".to_owned()
+    } else {
+        format!("{} of {attempted} sends failed", report.send_errors)
+    };
+    let listen = if args.tcp {
+        format!("`coppelia-bridge run --tcp-listen {}`", args.to)
+    } else {
+        format!("`coppelia-bridge run --listen {}`", args.to)
+    };
+    anyhow::bail!(
+        "{what} ({} to {}): is the bridge listening there ({listen})?",
+        if args.tcp { "TCP" } else { "UDP" },
+        args.to
+    )
 }
 
 /// Sends for `args.duration`. Used by the command, tests and benchmarks.
@@ -316,4 +341,39 @@ impl Link {
 
 fn unix_now_s() -> f64 {
     crate::time::unix_now_ns() as f64 / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct W {
+        #[command(flatten)]
+        a: EmitArgs,
+    }
+
+    #[test]
+    fn failed_sends_fail_the_command_and_say_where_to_look() {
+        let args = W::parse_from(["x", "--to", "127.0.0.1:9", "--tcp"]).a;
+        let all_failed = EmitReport {
+            send_errors: 160,
+            ..EmitReport::default()
+        };
+        let e = send_verdict(&args, &all_failed).unwrap_err().to_string();
+        assert!(
+            e.starts_with("every send failed (TCP to 127.0.0.1:9)"),
+            "{e}"
+        );
+        assert!(e.contains("--tcp-listen 127.0.0.1:9"), "{e}");
+        let some = EmitReport {
+            stamps_sent: 70,
+            send_errors: 10,
+            ..EmitReport::default()
+        };
+        let e = send_verdict(&args, &some).unwrap_err().to_string();
+        assert!(e.starts_with("10 of 80 sends failed"), "{e}");
+        assert!(send_verdict(&args, &EmitReport::default()).is_ok());
+    }
 }

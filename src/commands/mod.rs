@@ -12,8 +12,17 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+/// Whether log lines on stderr are coloured (`--color`, set once at start).
+static STDERR_COLOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 /// Runs the chosen subcommand.
 pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let color = cli.color.enabled(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let _ = STDERR_COLOR.set(color);
     // `run` and `demo` set up logging themselves (the live view owns the terminal, and
     // the run directory gets bridge.log).
     if !matches!(cli.command, Command::Run(_) | Command::Demo(_)) {
@@ -62,10 +71,12 @@ pub fn init_tracing(
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = STDERR_COLOR.get().copied().unwrap_or(false);
     let stderr = to_stderr.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_target(false)
+            .with_ansi(ansi)
     });
     let (file, guard) = match log_dir {
         Some(dir) => {

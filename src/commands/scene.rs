@@ -35,8 +35,8 @@ pub struct SceneArgs {
     /// Send the classroom notebook's legacy format (ASCII id, then float64 times; UDP only).
     #[arg(long, conflicts_with_all = ["echo", "transport"])]
     pub legacy: bool,
-    /// Simulation time step, seconds.
-    #[arg(long, default_value_t = 0.05, value_name = "SECONDS")]
+    /// Simulation time step (0.05, 50ms, 10ms).
+    #[arg(long, default_value = "0.05", value_name = "SECONDS", value_parser = crate::cli::parse::time_step)]
     pub dt: f64,
     /// Turn on CoppeliaSim's real-time mode in the scene (off: run as fast as possible).
     #[arg(long)]

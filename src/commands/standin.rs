@@ -32,8 +32,8 @@ pub struct StandinArgs {
     /// Do not serve the remote API at all.
     #[arg(long)]
     pub no_remote: bool,
-    /// Simulation time step, seconds [default: the scene's simTimeStep, else 0.05].
-    #[arg(long, value_name = "SECONDS")]
+    /// Simulation time step (0.05, 50ms) [default: the scene's simTimeStep, else 0.05 s].
+    #[arg(long, value_name = "SECONDS", value_parser = crate::cli::parse::time_step)]
     pub dt: Option<f64>,
     /// Real-time mode: a pass runs only when simulation time lags wall time
     /// [default: the scene's realTime switch; off = as fast as possible].
@@ -52,8 +52,9 @@ pub struct StandinArgs {
     /// sim.startSimulation.
     #[arg(long)]
     pub start: bool,
-    /// Fault: stall the simulation thread (wall clock) once at this simulation time, seconds.
-    #[arg(long, value_name = "SECONDS", requires = "stall_for")]
+    /// Fault: stall the simulation thread (wall clock) once at this simulation time
+    /// (simulated seconds: 3, 3s, 500ms).
+    #[arg(long, value_name = "SECONDS", requires = "stall_for", value_parser = crate::cli::parse::sim_seconds)]
     pub stall_at: Option<f64>,
     /// Fault: how long the stall lasts (e.g. 500ms, 2s).
     #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration, requires = "stall_at")]
@@ -67,8 +68,8 @@ pub struct StandinArgs {
     /// Fault: run N passes back-to-back, then wait for N passes (bursts, as with a GUI).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub passes_per_frame: u32,
-    /// Fault: raise a Lua error in every script at this simulation time, seconds.
-    #[arg(long, value_name = "SECONDS")]
+    /// Fault: raise a Lua error in every script at this simulation time (simulated seconds).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::cli::parse::sim_seconds)]
     pub crash_script_at: Option<f64>,
     /// CoppeliaSim version to behave as, 4.3 to 4.10 (e.g. 4.7, 4.7.0-rev2): which sim.*
     /// functions exist, how the scene is read (4.7+: script objects), log origins. Below 4.6

@@ -590,6 +590,7 @@ impl Aggregator {
             recv_clock: self.recv_clock,
             kernel_drops: self.kernel_drops,
             backlog: self.backlog.stats(),
+            latency: self.run_latency(),
             dummies: self
                 .dummies
                 .iter()
@@ -598,6 +599,17 @@ impl Aggregator {
             rejected: self.rejected.values().cloned().collect(),
             sim: self.sim.clone(),
         }
+    }
+}
+
+impl Aggregator {
+    /// Every dummy's latency distribution merged.
+    fn run_latency(&self) -> Option<crate::metrics::LatencyStats> {
+        let mut all = LatencyHistogram::new();
+        for d in self.dummies.iter() {
+            all.merge(d.latency());
+        }
+        all.stats()
     }
 }
 

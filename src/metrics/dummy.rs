@@ -190,6 +190,11 @@ impl DummyMetrics {
         self.stats.latency.prefetch();
     }
 
+    /// The one-way latency distribution of the current session (to merge run-wide).
+    pub fn latency(&self) -> &LatencyHistogram {
+        &self.stats.latency
+    }
+
     /// What the stop rules look at, without a snapshot: the newest simulation time and
     /// whether the dummy said BYE.
     pub fn progress(&self) -> (Option<f64>, bool) {

@@ -257,6 +257,10 @@ pub struct RunSnapshot {
     /// stamps keep out of every latency; `None` without kernel stamps.
     #[serde(default)]
     pub backlog: Option<LatencyStats>,
+    /// One-way latency over every message of the run: all dummies' distributions merged
+    /// (their current sessions); `None` when no dummy has a latency.
+    #[serde(default)]
+    pub latency: Option<LatencyStats>,
     pub dummies: Vec<DummySnapshot>,
     pub rejected: Vec<SourceErrors>,
     pub sim: Option<SimSnapshot>,

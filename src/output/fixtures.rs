@@ -22,6 +22,7 @@ pub fn sample_run_snapshot() -> RunSnapshot {
         recv_clock: RecvClock::Kernel,
         kernel_drops: Some(0),
         backlog: Some(latency(8.0, 95.0)),
+        latency: Some(latency(210.0, 9800.0)),
         dummies: vec![healthy_dummy(), off_target_dummy(), legacy_dummy()],
         rejected: vec![rejected_source()],
         sim: Some(sim_snapshot()),

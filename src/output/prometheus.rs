@@ -386,8 +386,8 @@ pub async fn serve_metrics(
     Ok(())
 }
 
-/// Largest request head read; scrapers send a few hundred bytes.
-const MAX_HEAD: usize = 8192;
+/// Largest request head read, bytes; scrapers send a few hundred.
+pub const MAX_HEAD: usize = 8192;
 /// A client that sends nothing for this long is dropped.
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -401,21 +401,54 @@ async fn answer(mut stream: TcpStream, metrics: String) -> std::io::Result<()> {
 }
 
 async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
-    let mut buf = Vec::with_capacity(512);
+    let mut head = RequestHead::default();
     let mut chunk = [0u8; 1024];
-    while buf.len() < MAX_HEAD && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+    loop {
         let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
+        if n == 0 || head.push(&chunk[..n]) {
+            return Ok(head.text());
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A request head as it arrives in reads of any size. Pure (no socket), so the fuzz target
+/// `prometheus_http` can feed it arbitrary chunkings.
+#[derive(Debug, Default)]
+pub struct RequestHead {
+    buf: Vec<u8>,
+}
+
+impl RequestHead {
+    /// Appends received bytes, keeping at most [`MAX_HEAD`] so a client that never sends the
+    /// blank line cannot make us hold more. Returns true when reading can stop: the head is
+    /// complete (`\r\n\r\n`, RFC 9112 §2.1) or the cap is reached.
+    pub fn push(&mut self, bytes: &[u8]) -> bool {
+        // The terminator may straddle two reads: look from 3 bytes before the new ones.
+        let from = self.buf.len().saturating_sub(3);
+        let room = MAX_HEAD - self.buf.len();
+        self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.buf.len() >= MAX_HEAD || self.buf[from..].windows(4).any(|w| w == b"\r\n\r\n")
+    }
+
+    /// The bytes received so far, invalid UTF-8 replaced.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Nothing received yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
 }
 
 /// The whole HTTP/1.1 response for a request head (pure). Only `GET /metrics` (query
 /// ignored) is served; everything else gets 404 or 405.
-fn respond(head: &str, metrics: &str) -> String {
+pub fn respond(head: &str, metrics: &str) -> String {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
@@ -483,5 +516,28 @@ mod tests {
         assert!(respond("GET / HTTP/1.1\r\n\r\n", "").starts_with("HTTP/1.1 404"));
         assert!(respond("POST /metrics HTTP/1.1\r\n\r\n", "").starts_with("HTTP/1.1 405"));
         assert!(respond("", "").starts_with("HTTP/1.1 404"));
+    }
+
+    #[test]
+    fn head_ends_at_a_blank_line_split_across_reads() {
+        let mut head = RequestHead::default();
+        assert!(!head.push(b"GET /metrics HTTP/1.1\r\n\r"));
+        assert!(head.push(b"\n"));
+        assert!(respond(&head.text(), "x 1\n").starts_with("HTTP/1.1 200 OK"));
+    }
+
+    #[test]
+    fn head_without_blank_line_is_capped() {
+        // A client streaming header bytes forever: reading stops at MAX_HEAD, held bytes too.
+        let mut head = RequestHead::default();
+        let line = [b'a'; 1000];
+        let mut reads = 0;
+        while !head.push(&line) {
+            reads += 1;
+        }
+        assert_eq!(reads, MAX_HEAD / line.len());
+        assert_eq!(head.len(), MAX_HEAD);
+        assert!(head.push(&line));
+        assert_eq!(head.len(), MAX_HEAD);
     }
 }

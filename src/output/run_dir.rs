@@ -118,9 +118,10 @@ impl RunWriter {
         snapshot: &RunSnapshot,
         sessions: &[SessionRecord],
         ended_unix_s: Option<f64>,
+        verdict: Option<&crate::run::Verdict>,
     ) -> Result<PathBuf, OutputError> {
         let path = self.dir.join(SUMMARY_FILE);
-        let summary = Summary::new(&self.meta, snapshot, sessions, ended_unix_s);
+        let summary = Summary::new(&self.meta, snapshot, sessions, ended_unix_s, verdict);
         write_atomic(&path, &summary.to_json()?)?;
         Ok(path)
     }
@@ -131,9 +132,10 @@ impl RunWriter {
         last: &RunSnapshot,
         sessions: &[SessionRecord],
         ended_unix_s: f64,
+        verdict: Option<&crate::run::Verdict>,
     ) -> Result<PathBuf, OutputError> {
         self.flush()?;
-        self.write_summary(last, sessions, Some(ended_unix_s))?;
+        self.write_summary(last, sessions, Some(ended_unix_s), verdict)?;
         Ok(self.dir)
     }
 }
@@ -167,7 +169,7 @@ mod tests {
         assert_eq!(read(EVENTS_FILE).lines().count(), 1);
         assert_eq!(read(SAMPLES_FILE).lines().count(), 2);
         let dir = w
-            .finish(&sample_run_snapshot(), &[], RUN_START_UNIX_S + 13.0)
+            .finish(&sample_run_snapshot(), &[], RUN_START_UNIX_S + 13.0, None)
             .unwrap();
         assert!(dir.join(SUMMARY_FILE).is_file());
     }
@@ -177,7 +179,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let meta = RunMeta::for_this_process(RUN_START_UNIX_S, Default::default());
         let w = RunWriter::create(tmp.path(), meta.clone()).unwrap();
-        w.finish(&sample_run_snapshot(), &[], RUN_START_UNIX_S + 1.0)
+        w.finish(&sample_run_snapshot(), &[], RUN_START_UNIX_S + 1.0, None)
             .unwrap();
         let err = RunWriter::create(tmp.path(), meta).unwrap_err().to_string();
         assert!(err.contains("already holds a run"), "{err}");

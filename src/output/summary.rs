@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{RunSnapshot, SessionRecord};
+use crate::run::Verdict;
 
 use super::{format, OutputError};
 
@@ -60,6 +61,10 @@ pub struct Summary {
     /// The last snapshot of the run.
     #[serde(rename = "final")]
     pub final_snapshot: RunSnapshot,
+    /// The run against its gates (`--min-rtf`, `--max-loss`, `--max-latency-p99`); `None` in
+    /// a periodic summary of a run still going.
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
 }
 
 impl Summary {
@@ -68,6 +73,7 @@ impl Summary {
         final_snapshot: &RunSnapshot,
         sessions: &[SessionRecord],
         ended_unix_s: Option<f64>,
+        verdict: Option<&Verdict>,
     ) -> Self {
         Self {
             schema_version: SUMMARY_SCHEMA_VERSION,
@@ -81,6 +87,7 @@ impl Summary {
             settings: meta.settings.clone(),
             sessions: sessions.to_vec(),
             final_snapshot: final_snapshot.clone(),
+            verdict: verdict.cloned(),
         }
     }
 
@@ -179,6 +186,7 @@ mod tests {
             &sample_run_snapshot(),
             &sample_sessions(),
             Some(RUN_START_UNIX_S + 12.5),
+            None,
         );
         let bytes = s.to_json().unwrap();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

@@ -10,15 +10,18 @@
 //! - [`stop`]: the stop rules (duration, target simulation time, idle timeout).
 //! - [`gate`]: the `--expect-dummies` wait.
 //! - [`sim_link`]: what the remote-API driver's events mean.
+//! - [`verdict`]: the CI gates and a run's verdict.
 
 pub mod gate;
 pub mod sim_link;
 pub mod stop;
+pub mod verdict;
 
 use std::time::Duration;
 
 pub use gate::ExpectGate;
 pub use stop::{Progress, StopReason, StopRules};
+pub use verdict::{verdict, Gates, Verdict};
 
 use crate::event::{EventKind, Notice, ReceiverEvent, Source};
 use crate::metrics::aggregator::{Aggregator, Outcome, SampleRecord};
@@ -45,6 +48,8 @@ pub struct RunConfig {
     /// After the driver has stopped the simulation, how long to keep collecting (the
     /// scripts' BYEs are on their way).
     pub bye_grace: Duration,
+    /// The CI gates the final snapshot is judged against.
+    pub gates: Gates,
 }
 
 impl RunConfig {
@@ -63,6 +68,7 @@ impl RunConfig {
             snapshot_every: Duration::from_secs(1),
             print_every: None,
             bye_grace: Duration::from_millis(500),
+            gates: Gates::default(),
         }
     }
 }
@@ -126,6 +132,15 @@ pub struct RunOutcome {
     pub snapshot: RunSnapshot,
     pub sessions: Vec<SessionRecord>,
     pub reason: StopReason,
+    /// The final snapshot against [`RunConfig::gates`].
+    pub verdict: Verdict,
+}
+
+impl RunOutcome {
+    /// No dummy ever registered (nothing was measured).
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.dummies.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -239,8 +254,10 @@ impl RunMachine {
             Phase::Measuring => StopReason::Signal,
             Phase::Stopping { reason, .. } | Phase::Finishing { reason } => reason.clone(),
         };
+        let snapshot = self.snapshot(now_ns);
         RunOutcome {
-            snapshot: self.snapshot(now_ns),
+            verdict: verdict(&snapshot, &self.cfg.gates),
+            snapshot,
             sessions: self.agg.sessions().to_vec(),
             reason,
         }

@@ -234,9 +234,13 @@ impl RemoteState {
         }
         let current_step = self.current_step;
         let client = self.clients.entry(uuid).or_insert_with(|| Client {
+            // A timeout too long for a Duration (found by fuzzing: `from_secs_f64` panics
+            // on 1e20) means "never forget".
             timeout: timeout_s
                 .filter(|t| t.is_finite() && *t > 0.0)
-                .map_or(DEFAULT_CLIENT_TIMEOUT, Duration::from_secs_f64),
+                .map_or(DEFAULT_CLIENT_TIMEOUT, |t| {
+                    Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX)
+                }),
             last_seen: now,
             level: 0,
             desired_step: current_step,
@@ -652,6 +656,22 @@ mod tests {
         );
         assert!(!state.holding());
         assert_eq!(encode_reply(&Reply::Empty), [0xa0]);
+    }
+
+    #[test]
+    fn a_client_timeout_too_long_for_a_duration_never_expires() {
+        let mut state = RemoteState::new();
+        let t0 = Instant::now();
+        let first = Request::Call {
+            uuid: "x".into(),
+            func: "sim.getSimulationTime".into(),
+            args: vec![],
+            timeout_s: Some(1e20),
+        };
+        let reply = state.handle(first, t0, &mut FakeSim::default());
+        assert_eq!(reply, Reply::Ret(vec![Value::Float(0.5)]));
+        state.expire(t0 + Duration::from_secs(1_000_000));
+        assert_eq!(state.client_count(), 1);
     }
 
     #[test]

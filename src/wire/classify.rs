@@ -104,6 +104,17 @@ mod tests {
     }
 
     #[test]
+    fn a_registration_is_at_most_ten_characters_of_digits() {
+        // docs/PROTOCOL.md: 1 to 10 digits, so leading zeros cannot make a long number.
+        assert_eq!(classify(b"0000000003", false), Datagram::LegacyRegister(3));
+        assert_eq!(classify(b"00000000003", false), Datagram::Unrecognised);
+        assert_eq!(
+            classify(b"\t0000000003\r\n", false),
+            Datagram::LegacyRegister(3)
+        );
+    }
+
+    #[test]
     fn an_eight_digit_id_from_a_registered_source_is_a_time() {
         // Documented ambiguity: 8 bytes from a registered address are always a time.
         assert!(matches!(

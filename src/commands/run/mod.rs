@@ -21,25 +21,25 @@ pub use sink::DirSink;
 pub use table::summary_table;
 
 use crate::cli::parse_duration;
-use crate::collector::DEFAULT_RECV_BUFFER;
 use crate::commands::probe::RemoteArgs;
-use crate::wire::DEFAULT_MAX_FRAME;
 
 /// Where and how to receive.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CollectArgs {
-    /// UDP address to receive on (the notebook used 127.0.0.1:8888).
-    #[arg(long, default_value = "127.0.0.1:8888", env = "COPPELIA_BRIDGE_LISTEN")]
+    /// UDP address to receive on (the notebook used 127.0.0.1:8888); a host name works too
+    /// (localhost:8888).
+    #[arg(long, default_value = "127.0.0.1:8888", env = "COPPELIA_BRIDGE_LISTEN", value_parser = crate::cli::parse::socket_addr)]
     pub listen: SocketAddr,
     /// Also accept framed TCP connections on this address (e.g. 127.0.0.1:8889).
-    #[arg(long, env = "COPPELIA_BRIDGE_TCP_LISTEN")]
+    #[arg(long, env = "COPPELIA_BRIDGE_TCP_LISTEN", value_parser = crate::cli::parse::socket_addr)]
     pub tcp_listen: Option<SocketAddr>,
-    /// UDP receive buffer to request (SO_RCVBUF), bytes. The default holds 10 s of 1,000
-    /// dummies at 20 Hz; the effective size is logged.
-    #[arg(long, default_value_t = DEFAULT_RECV_BUFFER)]
+    /// UDP receive buffer to request (SO_RCVBUF), e.g. 256MiB or a number of bytes. The
+    /// default holds 10 s of 1,000 dummies at 20 Hz; the effective size is logged.
+    #[arg(long, default_value = "256MiB", value_parser = crate::cli::parse::bytes)]
     pub recv_buffer: usize,
-    /// Largest TCP frame payload accepted, bytes; a larger one closes the connection.
-    #[arg(long, default_value_t = DEFAULT_MAX_FRAME)]
+    /// Largest TCP frame payload accepted (e.g. 4KiB, or bytes); a larger one closes the
+    /// connection.
+    #[arg(long, default_value = "4KiB", value_parser = crate::cli::parse::bytes)]
     pub max_frame: usize,
 }
 
@@ -49,8 +49,9 @@ pub struct StopArgs {
     /// Stop after this much wall time of measurement (e.g. 30s, 10m).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Stop once every dummy has reported this simulation time, s (the notebook's target time).
-    #[arg(long)]
+    /// Stop once every dummy has reported this simulation time (simulated seconds: 10, 10s,
+    /// 2m; the notebook's target time).
+    #[arg(long, value_parser = crate::cli::parse::sim_seconds)]
     pub until_sim_time: Option<f64>,
     /// Stop when no message arrived for this long after the first one (0 = never).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -64,7 +65,7 @@ pub struct StopArgs {
     /// Exclude this much wall time at the start of measurement from the summary.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// Allowed relative deviation of the 1 s RTF from --rtf-target (0.1 = 10 %).
+    /// Allowed relative deviation of the 1 s RTF from --target-rtf (0.1 = 10 %).
     #[arg(long, default_value_t = 0.1)]
     pub rtf_tolerance: f64,
 }
@@ -87,8 +88,8 @@ pub struct OutputArgs {
     /// Print a JSON snapshot per --print-interval on stdout (for scripts).
     #[arg(long)]
     pub json_stream: bool,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
-    #[arg(long, env = "COPPELIA_BRIDGE_METRICS_ADDR")]
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464 or localhost:9464).
+    #[arg(long, env = "COPPELIA_BRIDGE_METRICS_ADDR", value_parser = crate::cli::parse::socket_addr)]
     pub metrics_addr: Option<SocketAddr>,
     /// Name of this simulation in the live view title and Prometheus labels.
     #[arg(long, default_value = "coppeliasim", env = "COPPELIA_BRIDGE_INSTANCE")]
@@ -155,6 +156,87 @@ impl SimArgs {
     }
 }
 
+/// Gates for CI: a run that misses one ends with exit status 3 and says which.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GateArgs {
+    /// Gate: every dummy's total RTF, and the simulation's, at least X (e.g. 0.95).
+    #[arg(long, value_name = "X")]
+    pub min_rtf: Option<f64>,
+    /// Gate: every dummy's loss, and the whole run's, at most PCT percent (e.g. 1).
+    #[arg(long, value_name = "PCT")]
+    pub max_loss: Option<f64>,
+    /// Gate: every dummy's one-way latency p99, and the whole run's, at most this (e.g. 2ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_latency_p99: Option<Duration>,
+    /// Succeed even when no dummy sent anything (otherwise exit status 1, with the likely
+    /// causes).
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+impl GateArgs {
+    pub fn gates(&self) -> crate::run::Gates {
+        crate::run::Gates {
+            min_rtf: self.min_rtf,
+            max_loss_pct: self.max_loss,
+            max_latency_p99: self.max_latency_p99,
+        }
+    }
+
+    /// What the end of a run means for the process: its exit status (0, or 3 for a missed
+    /// gate) after printing the verdict (on stderr with `--json-stream`, whose stdout is
+    /// JSON), or an error for a run that measured nothing.
+    pub fn conclude(&self, outcome: &RunOutcome, json_stream: bool) -> anyhow::Result<ExitCode> {
+        if outcome.is_empty() && !self.allow_empty {
+            anyhow::bail!("{}", empty_run_message(outcome));
+        }
+        let v = &outcome.verdict;
+        if v.gates == 0 {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let lines = v
+            .failures
+            .iter()
+            .map(ToString::to_string)
+            .chain([v.headline()]);
+        for line in lines {
+            if json_stream {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+        Ok(if v.passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_GATE_FAILED)
+        })
+    }
+}
+
+/// Exit status of a run that missed a gate (1 is a runtime error, 2 a usage error).
+pub const EXIT_GATE_FAILED: u8 = 3;
+
+/// Why nothing was measured, most likely, and what to check.
+fn empty_run_message(outcome: &RunOutcome) -> String {
+    let rejected: u64 = outcome.snapshot.rejected.iter().map(|r| r.total).sum();
+    let seen = if rejected > 0 {
+        format!(
+            "{rejected} messages arrived but none was a dummy's: see `rejected` in the \
+             summary (another format? a legacy sender whose id never arrived?)"
+        )
+    } else {
+        "nothing arrived".to_owned()
+    };
+    format!(
+        "no dummy sent anything ({seen}). Check that the scripts send to this bridge's \
+         address (--listen; the scene's port{{…}}/host{{…}} or -Gcoppelia_bridge.port=…), \
+         that the simulation was running, that no firewall drops the datagrams, and that \
+         the scripts speak v1 or the notebook's legacy format. --allow-empty accepts an \
+         empty run"
+    )
+}
+
 /// Flags of `coppelia-bridge run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -166,6 +248,8 @@ pub struct RunArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub sim: SimArgs,
+    #[command(flatten)]
+    pub gates: GateArgs,
     /// Only collect: do not talk to CoppeliaSim.
     #[arg(long, conflicts_with_all = ["scene", "no_start", "stepping"])]
     pub no_remote: bool,
@@ -178,8 +262,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(run(&args))?;
-    Ok(ExitCode::SUCCESS)
+    let outcome = rt.block_on(run(&args))?;
+    args.gates.conclude(&outcome, args.output.json_stream)
 }
 
 /// A whole run: receivers, CoppeliaSim (unless --no-remote), live view or plain lines,

@@ -17,9 +17,7 @@ use crate::metrics::aggregator::{Aggregator, SampleRecord};
 use crate::metrics::{MetricsConfig, RunSnapshot, SessionRecord};
 use crate::output::UiAction;
 use crate::remote_api::driver::DriverEvent;
-use crate::run::{
-    Action, Input, Published, RunConfig, RunMachine, RunOutcome, StopReason, StopRules,
-};
+use crate::run::{Action, Input, Published, RunConfig, RunMachine, RunOutcome, StopRules};
 use crate::time::{unix_now_ns, UnixNanos};
 
 /// How often the machine is ticked (stop rules, publishing).
@@ -35,12 +33,8 @@ pub trait RunSink: Send {
     /// Called with every published snapshot and the sessions so far (series, periodic
     /// flush and summary).
     fn tick(&mut self, s: &RunSnapshot, sessions: &[SessionRecord]) -> std::io::Result<()>;
-    fn finish(
-        &mut self,
-        s: &RunSnapshot,
-        sessions: &[SessionRecord],
-        reason: &StopReason,
-    ) -> std::io::Result<()>;
+    /// The end: the final snapshot, sessions, why it ended and the verdict.
+    fn finish(&mut self, outcome: &RunOutcome) -> std::io::Result<()>;
 }
 
 /// Discards everything (`--no-out`).
@@ -57,12 +51,7 @@ impl RunSink for NullSink {
     fn tick(&mut self, _: &RunSnapshot, _: &[SessionRecord]) -> std::io::Result<()> {
         Ok(())
     }
-    fn finish(
-        &mut self,
-        _: &RunSnapshot,
-        _: &[SessionRecord],
-        _: &StopReason,
-    ) -> std::io::Result<()> {
+    fn finish(&mut self, _: &RunOutcome) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -122,6 +111,7 @@ fn run_config(args: &RunArgs, started_ns: UnixNanos, has_sim: bool, view: bool) 
         SNAPSHOT_EVERY.min(args.output.print_interval.max(TICK))
     };
     cfg.print_every = Some(args.output.print_interval);
+    cfg.gates = args.gates.gates();
     cfg
 }
 
@@ -241,8 +231,7 @@ pub async fn collect_with(
         anyhow::bail!("{message}");
     }
     let outcome = machine.finish(unix_now_ns());
-    exec.sink
-        .finish(&outcome.snapshot, &outcome.sessions, &outcome.reason);
+    exec.sink.finish(&outcome);
     let _ = exec.snapshots.send(outcome.snapshot.clone());
     if let Some(v) = &exec.view {
         let _ = v.send(outcome.snapshot.clone());
@@ -406,8 +395,8 @@ impl GuardedSink {
         self.check("the RTF series or summary", res);
     }
 
-    fn finish(&mut self, s: &RunSnapshot, sessions: &[SessionRecord], reason: &StopReason) {
-        let res = self.inner.finish(s, sessions, reason);
+    fn finish(&mut self, outcome: &RunOutcome) {
+        let res = self.inner.finish(outcome);
         self.check("the final summary", res);
     }
 }

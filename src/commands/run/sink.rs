@@ -7,7 +7,7 @@ use crate::event::Notice;
 use crate::metrics::aggregator::SampleRecord;
 use crate::metrics::{RunSnapshot, SessionRecord};
 use crate::output::{diff_events, Event, EventKind, RunMeta, RunWriter};
-use crate::run::StopReason;
+use crate::run::RunOutcome;
 use crate::time::UnixNanos;
 
 /// RTF series rows and flushes happen at most this often: a crash loses at most this much.
@@ -110,22 +110,18 @@ impl RunSink for DirSink {
         w.snapshot(s).map_err(io)?;
         w.flush().map_err(io)?;
         if summary_due {
-            w.write_summary(s, sessions, None).map_err(io)?;
+            w.write_summary(s, sessions, None, None).map_err(io)?;
             self.last_summary_ns = now_ns;
         }
         self.prev = Some(s.clone());
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        s: &RunSnapshot,
-        sessions: &[SessionRecord],
-        reason: &StopReason,
-    ) -> std::io::Result<()> {
+    fn finish(&mut self, outcome: &RunOutcome) -> std::io::Result<()> {
         let Some(mut w) = self.writer.take() else {
             return Ok(());
         };
+        let (s, reason) = (&outcome.snapshot, &outcome.reason);
         w.snapshot(s).map_err(io)?;
         w.event(&Event::at(
             s,
@@ -134,7 +130,8 @@ impl RunSink for DirSink {
             format!("run ended: {reason}"),
         ))
         .map_err(io)?;
-        w.finish(s, sessions, s.taken_unix_s).map_err(io)?;
+        w.finish(s, &outcome.sessions, s.taken_unix_s, Some(&outcome.verdict))
+            .map_err(io)?;
         Ok(())
     }
 }

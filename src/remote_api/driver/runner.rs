@@ -279,7 +279,8 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
         if self.connected_once {
             self.outage_since.get_or_insert(self.last_ok);
         }
-        tracing::warn!("{e}");
+        // Reported once, by whoever receives the event (the run logs it as
+        // `sim_disconnected`, or fails with it while connecting).
         self.emit(DriverEvent::Disconnected {
             wall_ns: unix_now_ns(),
             error: e.to_string(),
@@ -287,7 +288,6 @@ impl<T: Transport, S: EventSink> Runner<T, S> {
     }
 
     fn fail(&mut self, e: &RemoteError) {
-        tracing::error!("{e}");
         self.emit(DriverEvent::Failed {
             error: e.to_string(),
         });
