@@ -7,8 +7,8 @@ pub mod parse;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    demo::DemoArgs, emit::EmitArgs, probe::ProbeArgs, report::ReportArgs, run::RunArgs,
-    scene::SceneArgs, standin::StandinArgs,
+    compare::CompareArgs, demo::DemoArgs, emit::EmitArgs, probe::ProbeArgs, report::ReportArgs,
+    run::RunArgs, scene::SceneArgs, standin::StandinArgs,
 };
 
 /// Co-simulation bridge for CoppeliaSim: per-dummy RTF, latency, rate, jitter and loss.
@@ -67,6 +67,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write report.html for a run directory.
     Report(ReportArgs),
+    /// Compare runs: figures side by side with differences, and compare.html.
+    Compare(CompareArgs),
 }
 
 /// Parses wall-clock durations such as `10s`, `500ms`, `2m` (a bare number is seconds).

@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags (clap `Args`) and the wiring of its tasks.
 
+pub mod compare;
 pub mod demo;
 pub mod emit;
 pub mod probe;
@@ -36,6 +37,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Standin(args) => standin::execute(args),
         Command::Demo(args) => demo::execute(args),
         Command::Report(args) => report::execute(args),
+        Command::Compare(args) => compare::execute(args),
     }
 }
 

@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`columns`]: every per-dummy column defined once (header, unit, formatter, sort), for
 //!   the end-of-run table, the live view, the report and the Markdown/CSV exports.
+//! - [`compare`]: runs side by side with differences from the first (pure); the page
+//!   `compare.html` is drawn by [`report::write_compare`].
 //! - [`samples_csv`]: `samples.csv`, one row per received message (streaming).
 //! - [`rtf_csv`]: `rtf.csv`, one row per snapshot interval and scope (long format).
 //! - [`events`]: `events.jsonl`, state changes and warnings; [`events::diff_events`] derives
@@ -20,6 +22,7 @@
 //! Layout and schema of the run directory: `docs/OUTPUT.md`.
 
 pub mod columns;
+pub mod compare;
 pub mod events;
 pub mod fixtures;
 pub mod format;

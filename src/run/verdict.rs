@@ -137,13 +137,7 @@ pub fn verdict(s: &RunSnapshot, gates: &Gates) -> Verdict {
                 failures.push(failure("max_loss", Some(d), Some(l.loss_pct), max, "%"));
             }
         }
-        let (lost, expected) = s
-            .dummies
-            .iter()
-            .filter_map(|d| d.loss.as_ref())
-            .fold((0u64, 0u64), |(l, e), x| (l + x.lost, e + x.expected));
-        let pct = 100.0 * lost as f64 / expected.max(1) as f64;
-        if expected > 0 && pct > max {
+        if let Some(pct) = s.loss_pct().filter(|&p| p > max) {
             failures.push(failure("max_loss", None, Some(pct), max, "%"));
         }
     }

@@ -26,7 +26,7 @@ const MAX_GAP_ROWS: usize = 50;
 /// RTF plots end at this multiple of the target (catch-up bursts are clipped, and say so).
 const RTF_CAP_TIMES_TARGET: f64 = 2.5;
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1160px}\
+pub(super) const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1160px}\
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}h3{font-size:14px;margin:16px 0 4px}\
 .lede{font-size:14px;margin:4px 0 10px}.lede b.off{color:#b23c17}nav a{margin-right:12px;font-size:13px}\
 table{border-collapse:collapse;font-size:12.5px;margin:6px 0}th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}\
@@ -44,7 +44,7 @@ svg .nodata{text-anchor:middle;fill:#999;font-size:14px}";
 /// Sorts tables by a click on a header (numbers by `data-v`, unavailable last), and marks
 /// the document once it ran (`data-report-ready`), so a headless browser can check the
 /// page loads without a script error. No network, no library.
-const SCRIPT: &str = r#"(function(){
+pub(super) const SCRIPT: &str = r#"(function(){
 var d=document,root=d.documentElement;
 window.addEventListener('error',function(e){root.setAttribute('data-report-error',String(e.message));});
 function key(c,num){var v=c.getAttribute('data-v');if(v===null||v==='')return null;return num?parseFloat(v):v;}
@@ -268,7 +268,7 @@ fn plots(page: &mut String, data: &RunData, colors: &Colors) {
     gaps_list(page, data, &names);
 }
 
-fn window_label(w_s: f64) -> String {
+pub(super) fn window_label(w_s: f64) -> String {
     if w_s < 1.0 {
         format!("{:.0} ms", w_s * 1000.0)
     } else {
@@ -349,26 +349,9 @@ fn series_of(
     out
 }
 
-/// The band (min–max) and its median line, broken where no dummy has a value.
+/// The band (min–max) and its median line, broken where no dummy has a value for a while.
 fn band_series(band: &Band) -> [Series; 2] {
-    let mut area: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new()];
-    let mut median: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-    for row in &band.rows {
-        match row {
-            Some(r) => {
-                if let (Some(a), Some(m)) = (area.last_mut(), median.last_mut()) {
-                    a.push((r.x, r.min, r.max));
-                    m.push((r.x, r.median));
-                }
-            }
-            None => {
-                if area.last().is_some_and(|s| !s.is_empty()) {
-                    area.push(Vec::new());
-                    median.push(Vec::new());
-                }
-            }
-        }
-    }
+    let super::timeline::BandSegments { area, median } = band.segments();
     [
         Series {
             name: "all dummies: lowest–highest".into(),

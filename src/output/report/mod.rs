@@ -5,7 +5,9 @@
 //! - [`timeline`]: the plots' time series from the samples (pure, streaming, bounded).
 //! - [`svg`]: the plots (rendering only).
 //! - `html`: the page.
+//! - `compare_page`: `compare.html`, several runs' plots overlaid (`coppelia-bridge compare`).
 
+mod compare_page;
 mod html;
 #[cfg(test)]
 mod proptests;
@@ -32,7 +34,9 @@ pub const HIGHLIGHT_BY_RTF: usize = 3;
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path} is not a run directory (no {SUMMARY_FILE}): pass the directory a run wrote, e.g. `coppelia-bridge report runs/20260102T030405Z`")]
+    #[error("{path} is not a run directory: no such directory (check the path; runs are in runs/<UTC time>/ unless --out named another)")]
+    NoSuchDir { path: PathBuf },
+    #[error("{path} is not a run directory (no {SUMMARY_FILE}): pass a directory written by `coppelia-bridge run` or `demo`, e.g. runs/20260102T030405Z")]
     NotARunDir { path: PathBuf },
     #[error("cannot read {path}: {source} (check the file exists and is readable)")]
     Read {
@@ -72,6 +76,19 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, ReportError> {
     Ok(path)
 }
 
+/// Writes `compare.html` at `path` for runs already loaded with [`load_run_banded`]
+/// (label, data), the first being the baseline.
+pub fn write_compare(runs: &[(String, RunData)], path: &Path) -> Result<(), ReportError> {
+    let page = compare_page::render_page(runs);
+    write_atomic(path, page.as_bytes())?;
+    Ok(())
+}
+
+/// Renders `compare.html` for already loaded runs (pure).
+pub fn render_compare(runs: &[(String, RunData)]) -> String {
+    compare_page::render_page(runs)
+}
+
 /// Renders the page for already loaded data (pure).
 pub fn render_report(data: &RunData) -> String {
     html::render_page(data)
@@ -80,6 +97,24 @@ pub fn render_report(data: &RunData) -> String {
 /// Reads a run directory. Only `summary.json` is required: a run killed early may lack
 /// the others, and the report then shows "no data" where they would be.
 pub fn load_run(dir: &Path) -> Result<RunData, ReportError> {
+    load_run_with(dir, highlighted)
+}
+
+/// Reads a run directory for `compare.html`: every dummy goes into the bands (min /
+/// median / max across dummies), none is drawn alone, whatever their number.
+pub fn load_run_banded(dir: &Path) -> Result<RunData, ReportError> {
+    load_run_with(dir, |_| Some(BTreeSet::new()))
+}
+
+fn load_run_with(
+    dir: &Path,
+    detailed: impl FnOnce(&Summary) -> Option<BTreeSet<u32>>,
+) -> Result<RunData, ReportError> {
+    if !dir.is_dir() {
+        return Err(ReportError::NoSuchDir {
+            path: dir.to_owned(),
+        });
+    }
     let summary_path = dir.join(SUMMARY_FILE);
     if !summary_path.is_file() {
         return Err(ReportError::NotARunDir {
@@ -98,7 +133,7 @@ pub fn load_run(dir: &Path) -> Result<RunData, ReportError> {
         None => Vec::new(),
     };
     let span = summary.final_snapshot.elapsed_s;
-    let timeline = Timeline::new(start, span, highlighted(&summary));
+    let timeline = Timeline::new(start, span, detailed(&summary));
     Ok(RunData {
         timeline: load_samples(&dir.join(SAMPLES_FILE), timeline, &mut skipped_rows)?,
         summary,

@@ -23,7 +23,7 @@ pub const RTF_WINDOWS_S: [f64; 2] = [0.1, 1.0];
 /// A wall gap between consecutive samples longer than this many typical gaps is a gap...
 const GAP_TYPICAL_FACTOR: f64 = 4.0;
 /// ...if it is also longer than this, s.
-const GAP_MIN_S: f64 = 0.25;
+pub const GAP_MIN_S: f64 = 0.25;
 /// Weight of a new gap in the typical gap (EWMA, as for `worst_1s`).
 const TYPICAL_GAP_WEIGHT: f64 = 1.0 / 8.0;
 /// Latency histogram for the CDF: log-spaced bins from 1 µs to 10⁸ µs (100 s).
@@ -415,6 +415,42 @@ impl Band {
             .collect();
         Self { width, rows }
     }
+
+    /// The band as drawable segments: (x, min, max) areas and (x, median) lines. Buckets
+    /// narrower than the time between messages are often empty; a segment is broken only
+    /// where empty buckets span at least [`GAP_MIN_S`] (a stall), so a steady run reads as
+    /// a line and a stall still as a gap.
+    pub fn segments(&self) -> BandSegments {
+        let mut out = BandSegments {
+            area: vec![Vec::new()],
+            median: vec![Vec::new()],
+        };
+        let mut empty_s = 0.0;
+        for row in &self.rows {
+            let Some(r) = row else {
+                empty_s += self.width;
+                continue;
+            };
+            let open = out.area.last().is_some_and(|a| !a.is_empty());
+            if open && empty_s >= GAP_MIN_S {
+                out.area.push(Vec::new());
+                out.median.push(Vec::new());
+            }
+            empty_s = 0.0;
+            if let (Some(a), Some(m)) = (out.area.last_mut(), out.median.last_mut()) {
+                a.push((r.x, r.min, r.max));
+                m.push((r.x, r.median));
+            }
+        }
+        out
+    }
+}
+
+/// A [`Band`] cut where it has no data for a while.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BandSegments {
+    pub area: Vec<Vec<(f64, f64, f64)>>,
+    pub median: Vec<Vec<Point>>,
 }
 
 /// Median of a sorted, non-empty slice (mean of the two middle values for an even count).
@@ -787,6 +823,32 @@ impl DetailState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn band_segments_bridge_short_empty_stretches_and_break_at_stalls() {
+        let row = |k: usize| {
+            Some(BandRow {
+                x: k as f64 * 0.01,
+                min: 1.0,
+                median: 2.0,
+                max: 3.0,
+                dummies: 2,
+            })
+        };
+        // 10 ms buckets: a value every 5th bucket (50 ms between messages), then 0.3 s empty.
+        let mut rows: Vec<Option<BandRow>> = (0..20)
+            .map(|k| if k % 5 == 0 { row(k) } else { None })
+            .collect();
+        rows.extend(std::iter::repeat_n(None, 30));
+        rows.extend((50..60).map(row));
+        let band = Band { width: 0.01, rows };
+        let seg = band.segments();
+        assert_eq!(seg.area.len(), 2, "one break, at the stall");
+        assert_eq!(seg.median[0].len(), 4);
+        assert_eq!(seg.median[1].len(), 10);
+        assert_eq!(seg.area[1][0], (0.5, 1.0, 3.0));
+        assert_eq!(Band::default().segments().area, vec![Vec::new()]);
+    }
 
     const MS: i64 = 1_000_000;
     const S: i64 = 1_000_000_000;
