@@ -18,7 +18,7 @@ use crate::output::format::{self, UNAVAILABLE};
 /// Every per-dummy column there is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ColumnId {
-    /// `!` when the dummy's 1 s RTF is off the target: the mark is text, not only colour.
+    /// `off` when the dummy's 1 s RTF is off the target: the mark is text, not only colour.
     Target,
     Name,
     #[default]
@@ -433,7 +433,7 @@ pub static COLUMNS: &[Column] = &[
         |d| Value::Count(Some(d.clock_warnings))),
 ];
 
-/// `!`-style text mark of the off-target state: `off`, `ok`, or `-` while the 1 s RTF is
+/// The text mark of the off-target state: `off`, `ok`, or `-` while the 1 s RTF is
 /// unavailable.
 pub fn target_mark(d: &DummySnapshot) -> &'static str {
     if d.off_target {
