@@ -251,6 +251,8 @@ fn start(kind: Receiver, expect: u64, work: &Path) -> Running {
                 "127.0.0.1:0",
                 "--idle-timeout",
                 "2s",
+                // The empty run of the scale test (baseline RSS) sends nothing on purpose.
+                "--allow-empty",
                 "--json-stream",
                 "--print-interval",
                 "1h",

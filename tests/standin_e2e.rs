@@ -172,6 +172,14 @@ fn a_two_second_stall_is_the_worst_window_and_flagged() {
         summary["final"]["sim"]["version"].is_string(),
         "remote API figures are in the summary"
     );
+    // The settings name the port actually bound and the faults the demo injected.
+    let settings = &summary["settings"];
+    assert_eq!(settings["listen"], "127.0.0.1:0");
+    let bound: std::net::SocketAddr = settings["udp_bound"].as_str().unwrap().parse().unwrap();
+    assert_ne!(bound.port(), 0, "{settings}");
+    assert_eq!(settings["demo"]["stall_at_s"], 2.0, "{settings}");
+    assert_eq!(settings["demo"]["stall_for"], "2s", "{settings}");
+    assert_eq!(settings["demo"]["dummies"], 2, "{settings}");
 }
 
 #[test]

@@ -69,6 +69,10 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare runs: figures side by side with differences, and compare.html.
     Compare(CompareArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(crate::commands::completions::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory.
+    Man(crate::commands::completions::ManArgs),
 }
 
 /// Parses wall-clock durations such as `10s`, `500ms`, `2m` (a bare number is seconds).

@@ -109,16 +109,17 @@ pub fn execute(args: EmitArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let report = rt.block_on(emit(&args))?;
+    use crate::output::format::count;
     println!(
-        "emitted {} passes from {} dummies to {}{}: {} stamps sent, {} skipped (--loss), {} send errors, {} echoes",
-        report.passes,
-        args.dummies,
+        "emitted {} from {} to {}{}: {} sent, {} skipped (--loss), {}, {}",
+        count(report.passes.into(), "pass"),
+        count(args.dummies.into(), "dummy"),
         args.to,
         if args.tcp { " (TCP)" } else { "" },
-        report.stamps_sent,
+        count(report.stamps_sent, "stamp"),
         report.stamps_skipped,
-        report.send_errors,
-        report.echoes
+        count(report.send_errors, "send error"),
+        count(report.echoes, "echo")
     );
     send_verdict(&args, &report)?;
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! One module per subcommand: its flags (clap `Args`) and the wiring of its tasks.
 
 pub mod compare;
+pub mod completions;
 pub mod demo;
 pub mod emit;
 pub mod probe;
@@ -38,6 +39,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::execute(args),
         Command::Report(args) => report::execute(args),
         Command::Compare(args) => compare::execute(args),
+        Command::Completions(args) => completions::completions(args).map(|()| ExitCode::SUCCESS),
+        Command::Man(args) => completions::man(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

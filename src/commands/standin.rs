@@ -204,8 +204,10 @@ pub fn execute(args: StandinArgs) -> anyhow::Result<ExitCode> {
     let summary = standin.shutdown()?;
     writeln!(
         out,
-        "stand-in: {} passes in {} runs, {} script errors",
-        summary.passes, summary.runs, summary.script_errors
+        "stand-in: {} in {}, {}",
+        crate::output::format::count(summary.passes, "pass"),
+        crate::output::format::count(summary.runs, "run"),
+        crate::output::format::count(summary.script_errors, "script error")
     )?;
     Ok(ExitCode::SUCCESS)
 }

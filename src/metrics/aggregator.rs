@@ -200,8 +200,8 @@ impl Aggregator {
                         EventKind::KernelDrops,
                         None,
                         format!(
-                            "the kernel dropped {} datagrams for lack of receive buffer ({n} in all): raise --recv-buffer or net.core.rmem_max",
-                            n - before
+                            "the kernel dropped {} for lack of receive buffer ({n} in all): raise --recv-buffer or net.core.rmem_max",
+                            crate::output::format::count(n - before, "datagram")
                         ),
                     );
                 }
@@ -261,11 +261,11 @@ impl Aggregator {
                         EventKind::DummyBye,
                         Some(b.dummy_id),
                         format!(
-                            "{} said goodbye: {} stamps sent, {} send errors, {} echoes",
+                            "{} said goodbye: {} sent, {}, {}",
                             d.info().name,
-                            b.stamps_sent,
-                            b.send_errors,
-                            b.echoes_received
+                            crate::output::format::count(b.stamps_sent.into(), "stamp"),
+                            crate::output::format::count(b.send_errors.into(), "send error"),
+                            crate::output::format::count(b.echoes_received.into(), "echo")
                         ),
                     );
                 }

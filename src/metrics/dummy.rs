@@ -167,7 +167,7 @@ impl DummyMetrics {
             dt_s: self.info.dt_s,
             last_sim_time_s: self.last_sim_time_s,
             last_step: self.last_step,
-            rate: self.rate_stats(now_ns),
+            rate: self.rate_stats(now_ns, cfg),
             latency: self.stats.latency.stats(),
             jitter_rfc3550_us: self.stats.jitter.value(),
             loss: self.stats.seq.as_ref().map(SeqTracker::stats),
@@ -272,17 +272,19 @@ impl DummyMetrics {
         }
     }
 
-    fn rate_stats(&self, now_ns: UnixNanos) -> RateStats {
+    fn rate_stats(&self, now_ns: UnixNanos, cfg: &MetricsConfig) -> RateStats {
         let t = self.stats.rtf.as_ref();
+        let step_hz = self
+            .info
+            .dt_s
+            .filter(|dt| dt.is_finite() && *dt > 0.0)
+            .map(|dt| 1.0 / dt);
         RateStats {
             wall_hz_1s: t.and_then(|t| t.rate_1s_hz(self.tracker_now(t, now_ns))),
             wall_hz: t.and_then(RtfTracker::session_wall_hz),
             sim_hz: t.and_then(RtfTracker::session_sim_hz),
-            expected_hz: self
-                .info
-                .dt_s
-                .filter(|dt| dt.is_finite() && *dt > 0.0)
-                .map(|dt| 1.0 / dt),
+            expected_hz: step_hz,
+            expected_wall_hz: step_hz.map(|hz| hz * cfg.target_rtf),
             interarrival: self.stats.interarrival.ns_as_ms(),
         }
     }

@@ -14,6 +14,8 @@ pub struct SimMetrics {
     sim_time_s: Option<f64>,
     rtf: RtfTracker,
     rtt: LatencyHistogram,
+    /// Calls made while the simulation was stopped or paused.
+    rtt_idle: LatencyHistogram,
     version: Option<String>,
     disconnected_since: Option<UnixNanos>,
     disconnected_total_s: f64,
@@ -29,6 +31,7 @@ impl SimMetrics {
             sim_time_s: None,
             rtf: RtfTracker::with_origin(WallSource::RemotePoll, run_start_ns),
             rtt: LatencyHistogram::new(),
+            rtt_idle: LatencyHistogram::new(),
             version: None,
             disconnected_since: None,
             disconnected_total_s: 0.0,
@@ -68,9 +71,16 @@ impl SimMetrics {
         self.sim_time(wall_ns, sim_time_s);
     }
 
-    /// One remote call's round trip, µs.
+    /// One remote call's round trip, µs. While passes run, the ZMQ remote API add-on serves
+    /// requests once per pass (zmqRemoteApi@coppeliasim-v4.7.0-rev2:addOns/ZMQ remote API
+    /// server.lua, `sysCall_actuation` → `handleQueue`), so a call waits up to one pass: the
+    /// figure is mostly that wait. Calls made while the simulation is stopped or paused (the
+    /// state last reported) are served from `sysCall_nonSimulation` and kept apart as well.
     pub fn call_rtt(&mut self, us: f64) {
         self.rtt.record(us);
+        if !self.advancing {
+            self.rtt_idle.record(us);
+        }
     }
 
     pub fn disconnected(&mut self, wall_ns: UnixNanos) {
@@ -100,6 +110,7 @@ impl SimMetrics {
             sim_time_s: self.sim_time_s,
             rtf: self.rtf.stats(now_ns),
             remote_rtt: self.rtt.stats(),
+            remote_rtt_idle: self.rtt_idle.stats(),
             version: self.version.clone(),
             disconnected_s: self.disconnected_total_s + ongoing,
             stepping: self.stepping.clone(),
@@ -128,7 +139,17 @@ mod tests {
         assert_eq!(s.version.as_deref(), Some("4.6.0 rev 18"));
         assert!((s.rtf.total.unwrap() - 0.5).abs() < 1e-9, "{:?}", s.rtf);
         assert_eq!(s.remote_rtt.unwrap().count, 51);
+        assert_eq!(s.remote_rtt_idle, None, "every call was made while running");
         assert!(v.is_advancing());
+        v.state("paused", false);
+        v.call_rtt(80.0);
+        let s = v.snapshot(6 * S);
+        assert_eq!(s.remote_rtt.unwrap().count, 52);
+        assert_eq!(
+            s.remote_rtt_idle.unwrap().count,
+            1,
+            "kept apart while paused"
+        );
     }
 
     #[test]

@@ -123,8 +123,13 @@ pub struct RateStats {
     pub wall_hz: Option<f64>,
     /// Messages per simulated second over the session.
     pub sim_hz: Option<f64>,
-    /// 1 / dt from HELLO; `None` for legacy dummies.
+    /// Messages per *simulated* second expected: 1 / dt from HELLO (one per pass); `None`
+    /// for legacy dummies. Compare with `sim_hz`.
     pub expected_hz: Option<f64>,
+    /// Messages per *wall* second expected at the target RTF: target RTF / dt. Compare with
+    /// `wall_hz` (at `--rtf 0.5`, half of `expected_hz`, and no message is missing).
+    #[serde(default)]
+    pub expected_wall_hz: Option<f64>,
     /// Inter-arrival times (receive clock).
     pub interarrival: Option<SpreadMs>,
 }
@@ -160,6 +165,18 @@ pub enum DummyState {
     Idle,
     /// BYE received.
     Ended,
+}
+
+impl DummyState {
+    /// The snake_case name used everywhere (tables, JSON, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DummyState::Registered => "registered",
+            DummyState::Active => "active",
+            DummyState::Idle => "idle",
+            DummyState::Ended => "ended",
+        }
+    }
 }
 
 /// Everything shown for one dummy (current session).
@@ -218,8 +235,13 @@ pub struct SimSnapshot {
     pub state: String,
     pub sim_time_s: Option<f64>,
     pub rtf: RtfStats,
-    /// Remote API call round trip.
+    /// Remote API call round trip, every poll. While the simulation runs, calls are served
+    /// once per pass, so this is mostly the wait for the next pass (METRICS.md).
     pub remote_rtt: Option<LatencyStats>,
+    /// The polls made while the simulation was stopped or paused: no pass to wait for, the
+    /// nearest to the transport round trip (`probe` measures it on demand).
+    #[serde(default)]
+    pub remote_rtt_idle: Option<LatencyStats>,
     /// Version string, e.g. `4.6.0 rev 18`.
     pub version: Option<String>,
     /// Seconds the remote API was unreachable during the run.

@@ -84,9 +84,9 @@ fn dummy_events(b: &DummySnapshot, d: &DummySnapshot, s: &RunSnapshot, out: &mut
     } else if let (Some(now), Some(then)) = (&d.loss, &b.loss) {
         if now.lost > then.lost {
             let msg = format!(
-                "{} lost {} messages (total {})",
+                "{} lost {} (total {})",
                 d.name,
-                now.lost - then.lost,
+                super::format::count(now.lost - then.lost, "message"),
                 now.lost
             );
             out.push(Event::at(s, EventKind::Loss, id, msg));
@@ -123,8 +123,8 @@ fn rejected_events(prev: Option<&RunSnapshot>, next: &RunSnapshot, out: &mut Vec
         if r.total > before {
             let reasons: Vec<&str> = r.by_reason.keys().map(String::as_str).collect();
             let msg = format!(
-                "rejected {} datagrams from {} ({})",
-                r.total - before,
+                "rejected {} from {} ({})",
+                super::format::count(r.total - before, "datagram"),
                 r.source,
                 reasons.join(", ")
             );

@@ -193,6 +193,7 @@ fn rate(hz: f64, expected_hz: Option<f64>) -> RateStats {
         wall_hz: Some(hz * 0.99),
         sim_hz: Some(20.0),
         expected_hz,
+        expected_wall_hz: expected_hz,
         interarrival: Some(SpreadMs {
             count: 249,
             mean_ms: 1000.0 / hz,
@@ -290,6 +291,7 @@ fn legacy_dummy() -> DummySnapshot {
             wall_hz: Some(19.4),
             sim_hz: Some(20.0),
             expected_hz: None,
+            expected_wall_hz: None,
             interarrival: None,
         },
         latency: None,
@@ -307,6 +309,7 @@ fn sim_snapshot() -> SimSnapshot {
         sim_time_s: Some(12.45),
         rtf: rtf(0.97, 0.96, 0.96, WallSource::RemotePoll),
         remote_rtt: Some(latency(310.0, 2_900.0)),
+        remote_rtt_idle: None,
         version: Some("4.6.0 rev 18".to_owned()),
         disconnected_s: 0.0,
         stepping: Some(SteppingSnapshot {

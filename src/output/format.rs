@@ -153,3 +153,38 @@ mod tests {
         assert_eq!(utc_rfc3339(-1.0), "1969-12-31T23:59:59Z");
     }
 }
+
+/// `n` and the noun, singular for exactly one: `count(1, "message")` is "1 message",
+/// `count(3, "message")` "3 messages"; nouns ending in `s`, `sh`, `ch` or `x` take `es`
+/// ("1 pass", "2 passes"), as does `echo`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else if ["s", "sh", "ch", "x", "echo"]
+        .iter()
+        .any(|e| noun.ends_with(e))
+    {
+        format!("{n} {noun}es")
+    } else if let Some(stem) = noun.strip_suffix('y') {
+        format!("{n} {stem}ies")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::count;
+
+    #[test]
+    fn singular_only_for_one() {
+        assert_eq!(count(1, "message"), "1 message");
+        assert_eq!(count(0, "message"), "0 messages");
+        assert_eq!(count(2, "pass"), "2 passes");
+        assert_eq!(count(1, "pass"), "1 pass");
+        assert_eq!(count(3, "dummy"), "3 dummies");
+        assert_eq!(count(1, "dummy"), "1 dummy");
+        assert_eq!(count(5, "echo"), "5 echoes");
+        assert_eq!(count(1, "echo"), "1 echo");
+    }
+}

@@ -247,6 +247,15 @@ impl RunMachine {
         self.out.drain(..)
     }
 
+    /// The next moment a stop rule fires by itself (the end of `--duration`), if known: the
+    /// shell calls [`RunMachine::on_tick`] then, rather than up to a tick later.
+    pub fn deadline(&self) -> Option<UnixNanos> {
+        match self.phase {
+            Phase::Measuring => self.cfg.stop.deadline(&self.progress),
+            _ => None,
+        }
+    }
+
     /// The final snapshot, sessions and reason (after [`Action::Finish`] and the last
     /// queued events).
     pub fn finish(&mut self, now_ns: UnixNanos) -> RunOutcome {

@@ -57,6 +57,13 @@ pub struct Progress {
 }
 
 impl StopRules {
+    /// When `--duration` ends, once measurement has started: the shell wakes exactly then,
+    /// so a run is not longer than asked by up to a tick.
+    pub fn deadline(&self, p: &Progress) -> Option<UnixNanos> {
+        let d = i64::try_from(self.duration?.as_nanos()).unwrap_or(i64::MAX);
+        Some(p.measuring_since_ns?.saturating_add(d))
+    }
+
     /// The first rule that says stop, at wall time `now_ns`.
     pub fn check(&self, p: &Progress, now_ns: UnixNanos) -> Option<StopReason> {
         if let (Some(d), Some(since)) = (self.duration, p.measuring_since_ns) {
@@ -103,6 +110,10 @@ mod tests {
             r.check(&p, 13 * S),
             Some(StopReason::Duration(Duration::from_secs(3)))
         );
+        assert_eq!(r.deadline(&p), Some(13 * S), "the shell wakes exactly then");
+        assert_eq!(StopRules::default().deadline(&p), None);
+        p.measuring_since_ns = None;
+        assert_eq!(r.deadline(&p), None, "not measuring yet: no deadline");
     }
 
     #[test]

@@ -130,9 +130,17 @@ fn every_arrival_becomes_a_sample_row_and_the_duration_ends_the_run() {
     );
     let before: Vec<_> = ticks(&mut m, T0, T0 + 2750 * MS);
     assert!(!before.iter().any(|(_, a)| *a == Action::Finish));
+    assert_eq!(
+        m.deadline(),
+        Some(T0 + 3 * S),
+        "the shell wakes at the end exactly"
+    );
+    let just_before: Vec<_> = m.on_tick(T0 + 3 * S - 1).collect();
+    assert!(!just_before.contains(&Action::Finish));
     let at_3s: Vec<_> = m.on_tick(T0 + 3 * S).collect();
     assert!(at_3s.contains(&Action::Finish), "{at_3s:?}");
     assert!(!m.is_measuring());
+    assert_eq!(m.deadline(), None, "stopped: nothing left to wake for");
     let outcome = m.finish(T0 + 3 * S);
     assert_eq!(outcome.reason, StopReason::Duration(Duration::from_secs(3)));
     let d = &outcome.snapshot.dummies[0];

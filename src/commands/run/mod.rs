@@ -46,7 +46,11 @@ pub struct CollectArgs {
 /// When to stop and what to measure.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StopArgs {
-    /// Stop after this much wall time of measurement (e.g. 30s, 10m).
+    /// Stop after this much wall time of measurement (e.g. 30s, 10m), counted from the start
+    /// of measurement (when the sockets are bound, or when the last --expect-dummies
+    /// announced itself). The stop is decided at that moment; the passes CoppeliaSim runs
+    /// while it stops are still counted (the pass in flight and the two it runs after a
+    /// stop request), and every dummy's BYE: a 5 s run at dt 0.05 s has 104 per dummy.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Stop once every dummy has reported this simulation time (simulated seconds: 10, 10s,
@@ -354,6 +358,8 @@ pub struct Prepared {
     started: crate::time::UnixNanos,
     tui: bool,
     dir: Option<PathBuf>,
+    /// Settings of the caller recorded beside the run's own (e.g. `demo`'s fault flags).
+    extra_settings: std::collections::BTreeMap<String, serde_json::Value>,
     _log_guard: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
@@ -376,8 +382,14 @@ impl Prepared {
             started,
             tui,
             dir,
+            extra_settings: Default::default(),
             _log_guard: log_guard,
         })
+    }
+
+    /// Records `key: value` in summary.json's `settings` (beside the run's own).
+    pub fn record_setting(&mut self, key: &str, value: serde_json::Value) {
+        self.extra_settings.insert(key.to_owned(), value);
     }
 
     /// Connects to CoppeliaSim (unless --no-remote) and collects on `receivers`.
@@ -388,9 +400,11 @@ impl Prepared {
             Some(connect_sim(&args.sim).await?)
         };
         let started = self.started;
+        let mut settings = settings(args, &receivers);
+        settings.extend(self.extra_settings.clone());
         let sink: Box<dyn RunSink> = match &self.dir {
             Some(d) => Box::new(
-                DirSink::create(d, RunMeta::for_this_process(started as f64 / 1e9, settings(args)), started)
+                DirSink::create(d, RunMeta::for_this_process(started as f64 / 1e9, settings), started)
                     .with_context(|| format!("cannot create the run directory {} (choose another with --out, or --no-out)", d.display()))?,
             ),
             None => Box::new(NullSink),
@@ -441,15 +455,24 @@ impl Prepared {
     }
 }
 
-/// Effective settings recorded in summary.json.
-fn settings(args: &RunArgs) -> std::collections::BTreeMap<String, serde_json::Value> {
+/// Effective settings recorded in summary.json: the flags as given, and the addresses the
+/// sockets were actually bound to (`--listen 127.0.0.1:0` names no port).
+fn settings(
+    args: &RunArgs,
+    receivers: &Receivers,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
     use serde_json::json;
     let dur = |d: Option<Duration>| d.map(|d| humantime::format_duration(d).to_string());
     [
         ("listen", json!(args.collect.listen.to_string())),
+        ("udp_bound", json!(receivers.udp_addr.to_string())),
         (
             "tcp_listen",
             json!(args.collect.tcp_listen.map(|a| a.to_string())),
+        ),
+        (
+            "tcp_bound",
+            json!(receivers.tcp_addr.map(|a| a.to_string())),
         ),
         (
             "remote",

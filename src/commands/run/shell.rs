@@ -186,6 +186,11 @@ pub async fn collect_with(
                 let now = unix_now_ns();
                 exec.all(machine.on_tick(now), now);
             }
+            // The end of --duration, to the millisecond rather than the next tick.
+            _ = until(machine.deadline()) => {
+                let now = unix_now_ns();
+                exec.all(machine.on_tick(now), now);
+            }
             ev = recv_sim(&mut sim_events) => {
                 let now = unix_now_ns();
                 match ev {
@@ -398,5 +403,16 @@ impl GuardedSink {
     fn finish(&mut self, outcome: &RunOutcome) {
         let res = self.inner.finish(outcome);
         self.check("the final summary", res);
+    }
+}
+
+/// Sleeps until wall time `deadline` (forever without one).
+async fn until(deadline: Option<UnixNanos>) {
+    match deadline {
+        Some(at) => {
+            let left = u64::try_from(at.saturating_sub(unix_now_ns())).unwrap_or(0);
+            tokio::time::sleep(Duration::from_nanos(left)).await;
+        }
+        None => std::future::pending().await,
     }
 }

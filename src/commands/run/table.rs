@@ -34,7 +34,7 @@ pub fn summary_table(s: &RunSnapshot) -> String {
         let rtt = sim.remote_rtt.as_ref();
         let _ = writeln!(
             out,
-            "simulation: {} {}, sim time {} s, RTF 1 s/10 s/total/worst {}/{}/{}/{}, remote RTT p50/p99 {}/{} µs, unreachable {:.1} s",
+            "simulation: {} {}, sim time {} s, RTF 1 s/10 s/total/worst {}/{}/{}/{}, remote call RTT (served once per pass) p50/p99 {}/{} µs, unreachable {:.1} s",
             sim.state,
             sim.version.as_deref().unwrap_or(""),
             opt(sim.sim_time_s, 3),
@@ -46,6 +46,15 @@ pub fn summary_table(s: &RunSnapshot) -> String {
             opt(rtt.map(|r| r.p99_us), 0),
             sim.disconnected_s,
         );
+        if let Some(idle) = &sim.remote_rtt_idle {
+            let _ = writeln!(
+                out,
+                "simulation: remote call RTT while stopped/paused p50/p99 {}/{} µs ({})",
+                opt(Some(idle.p50_us), 0),
+                opt(Some(idle.p99_us), 0),
+                plural(idle.count, "call")
+            );
+        }
         if let Some(st) = &sim.stepping {
             let _ = writeln!(out, "simulation: {}", crate::output::format::stepping(st));
         }
