@@ -30,6 +30,7 @@ pub enum ColumnId {
     Rate1s,
     Rate,
     Expected,
+    ExpectedWall,
     Rtf1s,
     Rtf10s,
     RtfTotal,
@@ -271,6 +272,7 @@ pub const REPORT_TABLES: &[(&str, &[ColumnId])] = &[
             ColumnId::State,
             ColumnId::Messages,
             ColumnId::Rate,
+            ColumnId::ExpectedWall,
             ColumnId::Expected,
             ColumnId::Rtf1s,
             ColumnId::Rtf10s,
@@ -380,9 +382,12 @@ pub static COLUMNS: &[Column] = &[
     col(C::Rate, "rate_hz", "rate", "rate", "Hz", 2, Low,
         "messages per wall second over the session",
         |d| Value::Number(d.rate.wall_hz)),
-    col(C::Expected, "expected_hz", "expected", "exp", "Hz", 2, Neutral,
-        "1 / dt from HELLO (a simulation-clock rate)",
+    col(C::Expected, "expected_hz", "expected per sim s", "exp sim", "Hz", 2, Neutral,
+        "1 / dt from HELLO: messages per simulated second (one per pass)",
         |d| Value::Number(d.rate.expected_hz)),
+    col(C::ExpectedWall, "expected_wall_hz", "expected", "exp", "Hz", 2, Neutral,
+        "target RTF / dt: messages per wall second expected at the target RTF (compare with rate)",
+        |d| Value::Number(d.rate.expected_wall_hz)),
     col(C::Rtf1s, "rtf_1s", "RTF 1 s", "RTF 1s", "", 3, Low,
         "real-time factor over the last 1 s",
         |d| Value::Number(d.rtf.last_1s)),
@@ -519,7 +524,7 @@ mod tests {
     use super::*;
     use crate::output::fixtures::sample_run_snapshot;
 
-    const ALL: [ColumnId; 30] = [
+    const ALL: [ColumnId; 31] = [
         C::Target,
         C::Name,
         C::Id,
@@ -530,6 +535,7 @@ mod tests {
         C::Rate1s,
         C::Rate,
         C::Expected,
+        C::ExpectedWall,
         C::Rtf1s,
         C::Rtf10s,
         C::RtfTotal,

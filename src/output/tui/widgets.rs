@@ -411,7 +411,7 @@ fn detail_lines(d: &DummySnapshot) -> Vec<Line<'static>> {
         Line::from(format!(
             "rate {} (exp. {}) · worst RTF {} at {}",
             unit(ColumnId::Rate),
-            unit(ColumnId::Expected),
+            unit(ColumnId::ExpectedWall),
             cell(ColumnId::RtfWorst1s),
             unit(ColumnId::RtfWorstAt)
         )),
