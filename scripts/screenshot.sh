@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 run_dir="${1:-/tmp/coppelia-bridge-demo-run}"
 rm -rf "$run_dir" "$run_dir-tui"
-cargo build --release
-bin=target/release/coppelia-bridge
+# PROFILE=debug skips the release build (slower program, same pictures).
+build="${PROFILE:-release}"
+if [ "$build" = release ]; then cargo build --release; else cargo build; fi
+bin="target/$build/coppelia-bridge"
 demo_flags=(--duration 15s --drop-rate 0.02 --stall-at 6 --stall-for 1.5s --passes-per-frame 2)
 "$bin" demo --no-tui --print-interval 1h "${demo_flags[@]}" --out "$run_dir" >/dev/null
 

@@ -11,6 +11,9 @@ bash scripts/setup-lua.sh
 bash scripts/setup-python.sh
 bash scripts/setup-net.sh
 bash scripts/setup-prometheus.sh
+# Chromium for the report's browser smoke test (tests/report_chromium.rs): installed in CI,
+# where the test then fails rather than skips without it.
+bash scripts/setup-chromium.sh
 
 echo "== format and lints"
 cargo fmt --check

@@ -183,3 +183,39 @@ fn golden_prometheus_exposition() {
         )
     );
 }
+
+/// `--export-markdown`, `--export-csv` and the printed table: one column definition, so the
+/// same cells (the CSV at full precision).
+#[test]
+fn golden_final_table_exports() {
+    use coppelia_bridge::commands::run::ExportFormat;
+    let s = sample_run_snapshot();
+    let dummies: Vec<&coppelia_bridge::metrics::DummySnapshot> = s.dummies.iter().collect();
+    insta::assert_snapshot!("final_table_md", ExportFormat::Markdown.render(&dummies));
+    insta::assert_snapshot!("final_table_csv", ExportFormat::Csv.render(&dummies));
+    insta::assert_snapshot!(
+        "final_table_text",
+        coppelia_bridge::commands::run::summary_table(&s)
+    );
+}
+
+/// `compare`'s table: the fixture against a slower, lossier copy without its legacy dummy.
+#[test]
+fn golden_compare_table() {
+    use coppelia_bridge::output::compare::{compare, text_table};
+    let base = sample_run_snapshot();
+    let mut slower = base.clone();
+    slower.sim.as_mut().unwrap().rtf.total = Some(0.5);
+    slower.dummies[0].rtf.total = Some(0.896);
+    let loss = slower.dummies[1].loss.as_mut().unwrap();
+    loss.lost = 10;
+    loss.loss_pct = 100.0 * 10.0 / loss.expected as f64;
+    slower.dummies.remove(2);
+    insta::assert_snapshot!(
+        "compare_table",
+        text_table(&compare(&[
+            ("base".to_owned(), &base),
+            ("slower".to_owned(), &slower)
+        ]))
+    );
+}

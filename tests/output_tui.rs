@@ -98,6 +98,95 @@ fn whole_screen() {
     insta::assert_snapshot!("screen", t.backend());
 }
 
+/// 40 dummies (the fixture's three, repeated with new ids and names).
+fn many_dummies(n: u32) -> coppelia_bridge::metrics::RunSnapshot {
+    let mut snap = sample_run_snapshot();
+    let base = snap.dummies.clone();
+    snap.dummies = (0..n)
+        .map(|i| {
+            let mut d = base[i as usize % base.len()].clone();
+            d.id = i;
+            d.name = format!("D{i:02}");
+            d
+        })
+        .collect();
+    snap
+}
+
+#[test]
+fn the_table_takes_the_height_it_needs_and_the_rest_goes_below() {
+    let state = ViewState::new(sample_run_snapshot());
+    let area = Rect::new(0, 0, 120, 40);
+    let l = widgets::screen_layout(area, &state, &info(Some(30.0)));
+    assert_eq!(l.table.height, 3 + 3, "borders + header + 3 dummies");
+    assert_eq!(l.table_rows(), 3);
+    assert_eq!(
+        l.bottom.height,
+        40 - 5 - 6 - 1,
+        "the sparklines get the rest"
+    );
+    let state = ViewState::new(many_dummies(40));
+    let l = widgets::screen_layout(area, &state, &info(Some(30.0)));
+    assert_eq!(
+        l.bottom.height, 12,
+        "many dummies: the bottom keeps its 12 rows"
+    );
+    assert_eq!(l.table_rows(), 40 - 5 - 1 - 12 - 3);
+}
+
+/// A scripted key sequence on 40 dummies in a 120 × 30 terminal: sort by RTF (worst first),
+/// go to the top, page down, freeze, quit; the screen after each step.
+#[test]
+fn scripted_keys_sort_page_and_freeze() {
+    use coppelia_bridge::output::tui::on_key;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let key = |c: KeyCode| KeyEvent::new(c, KeyModifiers::NONE);
+    let mut state = ViewState::new(many_dummies(40));
+    let screen = |state: &mut ViewState| {
+        let t = draw(120, 30, |f, a| {
+            state.page_rows = widgets::screen_layout(a, state, &info(None)).table_rows();
+            widgets::render(f, state, &info(None))
+        });
+        t.backend().to_string()
+    };
+    let first = screen(&mut state);
+    assert!(first.contains("rows 1–10 of 40"), "{first}");
+    assert_eq!(state.page_rows, 10);
+    for c in [KeyCode::Char('s'), KeyCode::Char('s')] {
+        assert_eq!(on_key(&mut state, key(c)), None);
+    }
+    let sorted = screen(&mut state);
+    assert!(sorted.contains("sort: RTF 1s ↑"), "{sorted}");
+    assert_eq!(state.sorted()[0].name, "D01", "lowest 1 s RTF first");
+    on_key(&mut state, key(KeyCode::Home));
+    assert_eq!(state.selected_index(), Some(0));
+    assert!(on_key(&mut state, key(KeyCode::PageDown)).is_none());
+    assert_eq!(state.selected_index(), Some(10), "one page down");
+    let paged = screen(&mut state);
+    assert!(paged.contains("rows 2–11 of 40"), "{paged}");
+    on_key(&mut state, key(KeyCode::Char('p')));
+    let frozen = screen(&mut state);
+    assert!(
+        frozen.contains("FROZEN (p)") && frozen.contains("p resume"),
+        "{frozen}"
+    );
+    insta::assert_snapshot!("scripted_keys_frozen", frozen);
+    assert_eq!(
+        on_key(&mut state, key(KeyCode::Char('q'))),
+        Some(coppelia_bridge::output::UiAction::Quit)
+    );
+}
+
+#[test]
+fn rtf_sparklines_mark_the_target_on_a_fixed_scale() {
+    let mut state = state_with_history();
+    state.target_rtf = 0.5;
+    let t = draw(50, 7, |f, a| widgets::render_sparklines(f, a, &state));
+    let text = t.backend().to_string();
+    assert!(text.contains("scale 0–2 ┈ target 0.5"), "{text}");
+    assert!(text.contains('┈'));
+}
+
 #[test]
 fn odd_durations_do_not_panic_the_gauge() {
     let mut state = ViewState::new(sample_run_snapshot());

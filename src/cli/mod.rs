@@ -7,8 +7,8 @@ pub mod parse;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    demo::DemoArgs, emit::EmitArgs, probe::ProbeArgs, report::ReportArgs, run::RunArgs,
-    scene::SceneArgs, standin::StandinArgs, sweep::SweepArgs,
+    compare::CompareArgs, demo::DemoArgs, emit::EmitArgs, probe::ProbeArgs, report::ReportArgs,
+    run::RunArgs, scene::SceneArgs, standin::StandinArgs, sweep::SweepArgs,
 };
 
 /// Co-simulation bridge for CoppeliaSim: per-dummy RTF, latency, rate, jitter and loss.
@@ -67,6 +67,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write report.html for a run directory.
     Report(ReportArgs),
+    /// Compare runs: figures side by side with differences, and compare.html.
+    Compare(CompareArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(crate::commands::completions::CompletionsArgs),
     /// Print the man page, or write one per command into a directory.

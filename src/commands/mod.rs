@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags (clap `Args`) and the wiring of its tasks.
 
+pub mod compare;
 pub mod completions;
 pub mod demo;
 pub mod emit;
@@ -41,6 +42,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Standin(args) => standin::execute(args),
         Command::Demo(args) => demo::execute(args),
         Command::Report(args) => report::execute(args),
+        Command::Compare(args) => compare::execute(args),
         Command::Completions(args) => completions::completions(args).map(|()| ExitCode::SUCCESS),
         Command::Man(args) => completions::man(args).map(|()| ExitCode::SUCCESS),
         Command::Sweep(args) => sweep::execute(args),

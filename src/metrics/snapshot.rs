@@ -368,6 +368,19 @@ impl RefusedCounts {
     }
 }
 
+impl RunSnapshot {
+    /// Run-wide loss, %: 100 · Σ lost / Σ expected over the dummies with a sequence number
+    /// (legacy senders have none); `None` when no dummy has one.
+    pub fn loss_pct(&self) -> Option<f64> {
+        let (lost, expected) = self
+            .dummies
+            .iter()
+            .filter_map(|d| d.loss.as_ref())
+            .fold((0u64, 0u64), |(l, e), x| (l + x.lost, e + x.expected));
+        (expected > 0).then(|| 100.0 * lost as f64 / expected as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

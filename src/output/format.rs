@@ -114,6 +114,14 @@ mod tests {
     }
 
     #[test]
+    fn plurals_agree_with_the_count() {
+        assert_eq!(count(1, "message"), "1 message");
+        assert_eq!(count(0, "message"), "0 messages");
+        assert_eq!(count(2, "run"), "2 runs");
+        assert_eq!(count(3, "dummy"), "3 dummies");
+    }
+
+    #[test]
     fn durations_pick_a_readable_unit() {
         assert_eq!(duration_s(12.34), "12.3s");
         assert_eq!(duration_s(125.0), "2m05s");

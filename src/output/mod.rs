@@ -2,6 +2,10 @@
 //! Prometheus endpoint.
 //!
 //! # Layout
+//! - [`columns`]: every per-dummy column defined once (header, unit, formatter, sort), for
+//!   the end-of-run table, the live view, the report and the Markdown/CSV exports.
+//! - [`compare`]: runs side by side with differences from the first (pure); the page
+//!   `compare.html` is drawn by [`report::write_compare`].
 //! - [`samples_csv`]: `samples.csv`, one row per received message (streaming).
 //! - [`rtf_csv`]: `rtf.csv`, one row per snapshot interval and scope (long format).
 //! - [`events`]: `events.jsonl`, state changes and warnings; [`events::diff_events`] derives
@@ -17,6 +21,8 @@
 //!
 //! Layout and schema of the run directory: `docs/OUTPUT.md`.
 
+pub mod columns;
+pub mod compare;
 pub mod events;
 pub mod fixtures;
 pub mod format;
@@ -40,7 +46,7 @@ pub use report::{write_report, ReportError};
 pub use run_dir::{default_run_dir, RunWriter};
 pub use samples_csv::{SampleCsvWriter, SampleRow};
 pub use summary::{write_atomic, RunMeta, Summary};
-pub use tui::{plain_lines, run_tui, RunInfo, UiAction, ViewState};
+pub use tui::{plain_lines, run_tui, run_tui_with_target, RunInfo, UiAction, ViewState};
 
 /// A failure writing one of the run directory's files.
 #[derive(Debug, thiserror::Error)]

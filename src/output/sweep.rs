@@ -253,7 +253,8 @@ fn plot(
             } else {
                 format!("{name} · {suffix}")
             };
-            lines.push(Series { name, points });
+            let color = svg::PALETTE[lines.len() % svg::PALETTE.len()];
+            lines.push(Series::line(name, color, points));
         }
     }
     let xs: Vec<f64> = rows.iter().map(|r| x.value(&r.combination)).collect();
@@ -311,8 +312,8 @@ fn plots(page: &mut String, rows: &[SweepRow], target: f64) {
             &[("", |r| r.cpu_us_per_message)],
         ),
     ];
-    for p in &plots {
-        page.push_str(&svg::render(p));
+    for (i, p) in plots.iter().enumerate() {
+        page.push_str(&svg::render(p, &format!("sweep{i}")));
         page.push('\n');
     }
 }

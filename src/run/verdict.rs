@@ -95,23 +95,15 @@ pub struct Verdict {
 impl Verdict {
     /// One line for people: `verdict: pass (3 gates)` or `verdict: FAIL (2 failures of 3 gates)`.
     pub fn headline(&self) -> String {
-        let gates = plural(self.gates, "gate");
+        let gates = crate::output::format::count(self.gates as u64, "gate");
         if self.passed {
             format!("verdict: pass ({gates})")
         } else {
             format!(
                 "verdict: FAIL ({} of {gates})",
-                plural(self.failures.len(), "failure")
+                crate::output::format::count(self.failures.len() as u64, "failure")
             )
         }
-    }
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
     }
 }
 
@@ -137,13 +129,7 @@ pub fn verdict(s: &RunSnapshot, gates: &Gates) -> Verdict {
                 failures.push(failure("max_loss", Some(d), Some(l.loss_pct), max, "%"));
             }
         }
-        let (lost, expected) = s
-            .dummies
-            .iter()
-            .filter_map(|d| d.loss.as_ref())
-            .fold((0u64, 0u64), |(l, e), x| (l + x.lost, e + x.expected));
-        let pct = 100.0 * lost as f64 / expected.max(1) as f64;
-        if expected > 0 && pct > max {
+        if let Some(pct) = s.loss_pct().filter(|&p| p > max) {
             failures.push(failure("max_loss", None, Some(pct), max, "%"));
         }
     }

@@ -192,6 +192,14 @@ pub struct OutputArgs {
     /// without its extension, or `unknown`).
     #[arg(long, env = "COPPELIA_BRIDGE_SCENE_LABEL")]
     pub scene_label: Option<String>,
+    /// Also write the final table as a Markdown table to FILE (as hyperfine's
+    /// --export-markdown); replaced atomically.
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<PathBuf>,
+    /// Also write the final table as CSV to FILE (full precision, empty cell = unavailable);
+    /// replaced atomically.
+    #[arg(long, value_name = "FILE")]
+    pub export_csv: Option<PathBuf>,
 }
 
 impl OutputArgs {
@@ -204,6 +212,52 @@ impl OutputArgs {
             && std::io::stdin().is_terminal()
     }
 
+    /// The export files asked for, with the flag that names each and its format.
+    pub fn exports(&self) -> Vec<(&'static str, &std::path::Path, ExportFormat)> {
+        let md = self
+            .export_markdown
+            .as_deref()
+            .map(|p| ("--export-markdown", p, ExportFormat::Markdown));
+        let csv = self
+            .export_csv
+            .as_deref()
+            .map(|p| ("--export-csv", p, ExportFormat::Csv));
+        md.into_iter().chain(csv).collect()
+    }
+
+    /// Refuses, before anything is measured, an export whose directory does not exist.
+    pub fn check_exports(&self) -> anyhow::Result<()> {
+        for (flag, path, _) in self.exports() {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            anyhow::ensure!(
+                dir.is_dir() && !path.is_dir(),
+                "cannot write {flag} {}: {} (create the directory first, or name a file in an existing one)",
+                path.display(),
+                if path.is_dir() { "it is a directory" } else { "its directory does not exist" }
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the final table to every export file asked for, each atomically.
+    pub fn write_exports(&self, snapshot: &crate::metrics::RunSnapshot) -> anyhow::Result<()> {
+        let dummies: Vec<&crate::metrics::DummySnapshot> = snapshot.dummies.iter().collect();
+        for (flag, path, format) in self.exports() {
+            let text = format.render(&dummies);
+            crate::output::write_atomic(path, text.as_bytes()).map_err(|e| match e {
+                crate::output::OutputError::Io { op, source, .. } => anyhow::anyhow!(
+                    "cannot write {flag} {}: {op} failed: {source} (check the directory is writable)",
+                    path.display()
+                ),
+                other => anyhow::Error::new(other),
+            })?;
+        }
+        Ok(())
+    }
+
     /// The run directory, if any: --out, or runs/<UTC time>/.
     pub fn run_dir(&self, started_ns: crate::time::UnixNanos) -> Option<PathBuf> {
         if self.no_out {
@@ -212,6 +266,25 @@ impl OutputArgs {
         Some(self.out.clone().unwrap_or_else(|| {
             crate::output::default_run_dir(std::path::Path::new("runs"), started_ns as f64 / 1e9)
         }))
+    }
+}
+
+/// A file format of the final table (`--export-markdown`, `--export-csv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Markdown,
+    Csv,
+}
+
+impl ExportFormat {
+    /// The final table's columns ([`FINAL_TABLE`](crate::output::columns::FINAL_TABLE)) in
+    /// this format.
+    pub fn render(self, dummies: &[&crate::metrics::DummySnapshot]) -> String {
+        use crate::output::columns::{csv_table, markdown_table, FINAL_TABLE};
+        match self {
+            ExportFormat::Markdown => markdown_table(FINAL_TABLE, dummies),
+            ExportFormat::Csv => csv_table(FINAL_TABLE, dummies),
+        }
     }
 }
 
@@ -401,6 +474,7 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(output: &OutputArgs) -> anyhow::Result<Self> {
+        output.check_exports()?;
         let started = crate::time::unix_now_ns();
         let tui = output.use_tui();
         let dir = output.run_dir(started);
@@ -495,6 +569,8 @@ impl Prepared {
                 Err(e) => tracing::warn!("cannot write the report: {e}"),
             }
         }
+        // After the run directory: a failed export leaves the measurement on disk.
+        args.output.write_exports(&outcome.snapshot)?;
         Ok(outcome)
     }
 }

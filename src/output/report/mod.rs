@@ -1,11 +1,20 @@
 //! `report.html` for a run directory: reads what the run wrote (summary.json, rtf.csv,
-//! samples.csv, events.jsonl) and writes one self-contained page (inline CSS and SVG,
-//! no script, no network).
+//! samples.csv, events.jsonl) and writes one self-contained page (inline CSS, SVG and a
+//! small script for sorting tables; no network).
+//!
+//! - [`timeline`]: the plots' time series from the samples (pure, streaming, bounded).
+//! - [`svg`]: the plots (rendering only).
+//! - `html`: the page.
+//! - `compare_page`: `compare.html`, several runs' plots overlaid (`coppelia-bridge compare`).
 
+mod compare_page;
 pub(crate) mod html;
+#[cfg(test)]
+mod proptests;
 pub mod svg;
+pub mod timeline;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::output::events::{read_events, Event};
@@ -15,10 +24,19 @@ use crate::output::samples_csv::SampleRow;
 use crate::output::summary::{write_atomic, Summary};
 use crate::output::OutputError;
 
+use timeline::{Timeline, TimelineData, DETAIL_LIMIT};
+
+/// Dummies drawn one by one beside the band when there are more than [`DETAIL_LIMIT`]:
+/// the 3 with the lowest worst 1 s RTF, and the one with the highest latency p99 and the
+/// one with the highest loss, if others.
+pub const HIGHLIGHT_BY_RTF: usize = 3;
+
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path} is not a run directory (no {SUMMARY_FILE}): pass the directory a run wrote, e.g. `coppelia-bridge report runs/20260102T030405Z`")]
+    #[error("{path} is not a run directory: no such directory (check the path; runs are in runs/<UTC time>/ unless --out named another)")]
+    NoSuchDir { path: PathBuf },
+    #[error("{path} is not a run directory (no {SUMMARY_FILE}): pass a directory written by `coppelia-bridge run` or `demo`, e.g. runs/20260102T030405Z")]
     NotARunDir { path: PathBuf },
     #[error("cannot read {path}: {source} (check the file exists and is readable)")]
     Read {
@@ -41,10 +59,8 @@ pub enum ReportError {
 pub struct RunData {
     pub summary: Summary,
     pub rtf: Vec<RtfRow>,
-    /// Per dummy id, in arrival order: (receive time since the run started s, raw
-    /// latency µs) of every message that has a latency. Only these two numbers are kept,
-    /// so a long run with many dummies fits in memory.
-    pub latency: BTreeMap<u32, Vec<(f64, f64)>>,
+    /// The time series of `samples.csv` (bounded whatever the run length).
+    pub timeline: TimelineData,
     pub events: Vec<Event>,
     /// CSV rows that did not parse and were left out (a run killed mid-write leaves a
     /// truncated last row).
@@ -60,6 +76,19 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, ReportError> {
     Ok(path)
 }
 
+/// Writes `compare.html` at `path` for runs already loaded with [`load_run_banded`]
+/// (label, data), the first being the baseline.
+pub fn write_compare(runs: &[(String, RunData)], path: &Path) -> Result<(), ReportError> {
+    let page = compare_page::render_page(runs);
+    write_atomic(path, page.as_bytes())?;
+    Ok(())
+}
+
+/// Renders `compare.html` for already loaded runs (pure).
+pub fn render_compare(runs: &[(String, RunData)]) -> String {
+    compare_page::render_page(runs)
+}
+
 /// Renders the page for already loaded data (pure).
 pub fn render_report(data: &RunData) -> String {
     html::render_page(data)
@@ -68,6 +97,24 @@ pub fn render_report(data: &RunData) -> String {
 /// Reads a run directory. Only `summary.json` is required: a run killed early may lack
 /// the others, and the report then shows "no data" where they would be.
 pub fn load_run(dir: &Path) -> Result<RunData, ReportError> {
+    load_run_with(dir, highlighted)
+}
+
+/// Reads a run directory for `compare.html`: every dummy goes into the bands (min /
+/// median / max across dummies), none is drawn alone, whatever their number.
+pub fn load_run_banded(dir: &Path) -> Result<RunData, ReportError> {
+    load_run_with(dir, |_| Some(BTreeSet::new()))
+}
+
+fn load_run_with(
+    dir: &Path,
+    detailed: impl FnOnce(&Summary) -> Option<BTreeSet<u32>>,
+) -> Result<RunData, ReportError> {
+    if !dir.is_dir() {
+        return Err(ReportError::NoSuchDir {
+            path: dir.to_owned(),
+        });
+    }
     let summary_path = dir.join(SUMMARY_FILE);
     if !summary_path.is_file() {
         return Err(ReportError::NotARunDir {
@@ -85,10 +132,12 @@ pub fn load_run(dir: &Path) -> Result<RunData, ReportError> {
         Some(text) => lenient_csv(&text, &mut skipped_rows),
         None => Vec::new(),
     };
+    let span = summary.final_snapshot.elapsed_s;
+    let timeline = Timeline::new(start, span, detailed(&summary));
     Ok(RunData {
+        timeline: load_samples(&dir.join(SAMPLES_FILE), timeline, &mut skipped_rows)?,
         summary,
         rtf,
-        latency: load_latency(&dir.join(SAMPLES_FILE), start, &mut skipped_rows)?,
         events: optional(&dir.join(EVENTS_FILE))?.map_or_else(Vec::new, |t| read_events(&t)),
         skipped_rows,
     })
@@ -124,15 +173,45 @@ fn lenient_csv<T: serde::de::DeserializeOwned>(text: &str, skipped: &mut usize) 
     rows
 }
 
-fn load_latency(
+/// Every dummy the run saw: in the final snapshot or in an earlier session.
+pub fn dummy_ids(summary: &Summary) -> BTreeSet<u32> {
+    let fin = summary.final_snapshot.dummies.iter().map(|d| d.id);
+    fin.chain(summary.sessions.iter().map(|s| s.dummy_id))
+        .collect()
+}
+
+/// `None` when every dummy is drawn (at most [`DETAIL_LIMIT`]); else the worst few (pure).
+pub fn highlighted(summary: &Summary) -> Option<BTreeSet<u32>> {
+    if dummy_ids(summary).len() <= DETAIL_LIMIT {
+        return None;
+    }
+    let mut ds: Vec<&crate::metrics::DummySnapshot> =
+        summary.final_snapshot.dummies.iter().collect();
+    let mut pick = BTreeSet::new();
+    let rtf = crate::output::columns::column(crate::output::columns::ColumnId::RtfWorst1s);
+    ds.sort_by(|a, b| rtf.compare(a, b));
+    pick.extend(ds.iter().take(HIGHLIGHT_BY_RTF).map(|d| d.id));
+    for id in [
+        crate::output::columns::ColumnId::LatencyP99,
+        crate::output::columns::ColumnId::LossPct,
+    ] {
+        let c = crate::output::columns::column(id);
+        ds.sort_by(|a, b| c.compare(a, b));
+        if let Some(d) = ds.iter().find(|d| c.value(d).number().is_some()) {
+            pick.insert(d.id);
+        }
+    }
+    Some(pick)
+}
+
+fn load_samples(
     path: &Path,
-    start_unix_s: f64,
+    mut timeline: Timeline,
     skipped: &mut usize,
-) -> Result<BTreeMap<u32, Vec<(f64, f64)>>, ReportError> {
-    let mut out: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+) -> Result<TimelineData, ReportError> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(timeline.finish()),
         Err(source) => {
             return Err(ReportError::Read {
                 path: path.to_owned(),
@@ -140,20 +219,34 @@ fn load_latency(
             })
         }
     };
-    // Streamed row by row: the samples are the largest part of a run directory.
+    // Streamed row by row: the samples are the largest part of a run directory (millions
+    // of rows); the timeline keeps a bounded summary of them.
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_reader(std::io::BufReader::new(file));
-    for row in reader.deserialize::<SampleRow>() {
-        match row {
-            Ok(r) => {
-                if let Some(latency_us) = r.latency_us {
-                    let point = (r.recv_unix_s - start_unix_s, latency_us);
-                    out.entry(r.dummy).or_default().push(point);
-                }
+        .from_reader(std::io::BufReader::with_capacity(1 << 16, file));
+    let mut record = csv::StringRecord::new();
+    let headers = reader
+        .headers()
+        .map_err(|e| ReportError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?
+        .clone();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => match record.deserialize::<SampleRow>(Some(&headers)) {
+                Ok(row) => timeline.push(&row),
+                Err(_) => *skipped += 1,
+            },
+            Err(e) if e.is_io_error() => {
+                return Err(ReportError::Read {
+                    path: path.to_owned(),
+                    source: std::io::Error::other(e),
+                })
             }
             Err(_) => *skipped += 1,
         }
     }
-    Ok(out)
+    Ok(timeline.finish())
 }

@@ -1,16 +1,20 @@
-//! Hand-written SVG line plots for the HTML report: axes with "nice" ticks, a legend,
-//! optional reference lines and a log-scaled x axis. No dependency, no script, no network.
+//! Hand-written SVG plots for the HTML report: lines (broken at gaps), dots, and min–max
+//! bands, on axes with "nice" ticks, a legend, reference lines, an optional log x axis and
+//! a fixed x range shared by every time plot. Rendering only: every value drawn was
+//! computed before (`timeline`), nothing is derived here but pixel positions.
 
 use std::fmt::Write as _;
 
 /// Line colours (Tableau 10, readable on white and distinguishable in print).
-const PALETTE: [&str; 10] = [
+pub const PALETTE: [&str; 10] = [
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
     "#9c755f", "#bab0ac",
 ];
+/// The colour of the across-dummies band and of the simulation-wide line.
+pub const BAND_COLOR: &str = "#7f7f7f";
 
 const WIDTH: f64 = 1100.0;
-const PLOT_HEIGHT: f64 = 260.0;
+const PLOT_HEIGHT: f64 = 240.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 20.0;
 const TITLE_H: f64 = 28.0;
@@ -18,20 +22,66 @@ const LEGEND_ROW_H: f64 = 18.0;
 const LEGEND_ITEM_W: f64 = 170.0;
 const BOTTOM: f64 = 48.0;
 
-/// One named line.
+/// A point in data units.
+pub type Point = (f64, f64);
+
+/// How a series is drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mark {
+    /// Polylines, one per segment: nothing is drawn between segments (a gap).
+    Line(Vec<Vec<Point>>),
+    /// One dot per point.
+    Dots(Vec<Point>),
+    /// A filled area between two values (x, low, high), one polygon per segment.
+    Band(Vec<Vec<(f64, f64, f64)>>),
+}
+
+/// One named series with its colour.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub name: String,
-    /// (x, y) in data units, in x order; non-finite points are skipped.
-    pub points: Vec<(f64, f64)>,
+    pub color: String,
+    pub mark: Mark,
+    /// Dashed line (e.g. a figure from 1 s snapshots beside ones from samples).
+    pub dashed: bool,
 }
 
-/// A line plot.
+impl Series {
+    /// An unbroken line.
+    pub fn line(name: impl Into<String>, color: &str, points: Vec<Point>) -> Self {
+        Self::segments(name, color, vec![points])
+    }
+
+    /// A line broken into segments.
+    pub fn segments(name: impl Into<String>, color: &str, segments: Vec<Vec<Point>>) -> Self {
+        Self {
+            name: name.into(),
+            color: color.to_owned(),
+            mark: Mark::Line(segments),
+            dashed: false,
+        }
+    }
+
+    fn points(&self) -> Vec<Point> {
+        match &self.mark {
+            Mark::Line(segs) => segs.iter().flatten().copied().collect(),
+            Mark::Dots(p) => p.clone(),
+            Mark::Band(segs) => segs
+                .iter()
+                .flatten()
+                .flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])
+                .collect(),
+        }
+    }
+}
+
+/// A plot.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plot {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
+    /// Drawn in order (bands first, so lines stay on top).
     pub series: Vec<Series>,
     /// Dashed horizontal reference lines (value, label), e.g. the target RTF.
     pub hlines: Vec<(f64, String)>,
@@ -41,6 +91,10 @@ pub struct Plot {
     pub log_x: bool,
     /// Keep 0 inside the y range.
     pub y_from_zero: bool,
+    /// Fixed x range (data units): every time plot of a page shares one.
+    pub x_range: Option<(f64, f64)>,
+    /// The y axis ends here at most; higher values are clipped (and the label says so).
+    pub y_cap: Option<f64>,
 }
 
 /// Maps data to pixels.
@@ -65,8 +119,8 @@ impl Frame {
     }
 }
 
-/// The plot as an inline `<svg>` element.
-pub fn render(plot: &Plot) -> String {
+/// The plot as an inline `<svg>` element. `id` must be unique in the page (clip path).
+pub fn render(plot: &Plot, id: &str) -> String {
     let legend_rows = legend_rows(plot.series.len());
     let top = TITLE_H + legend_rows as f64 * LEGEND_ROW_H + 8.0;
     let height = top + PLOT_HEIGHT + BOTTOM;
@@ -83,7 +137,7 @@ pub fn render(plot: &Plot) -> String {
     );
     legend(&mut svg, plot);
     match data_frame(plot, top) {
-        Some(frame) => body(&mut svg, plot, &frame, height),
+        Some(frame) => body(&mut svg, plot, &frame, height, id),
         None => {
             let _ = write!(
                 svg,
@@ -107,11 +161,25 @@ fn legend(svg: &mut String, plot: &Plot) {
     for (i, s) in plot.series.iter().enumerate() {
         let x = LEFT + (i % per_row) as f64 * LEGEND_ITEM_W;
         let y = TITLE_H + (i / per_row) as f64 * LEGEND_ROW_H + 6.0;
-        let color = PALETTE[i % PALETTE.len()];
+        let color = escape(&s.color);
+        let swatch = match s.mark {
+            Mark::Line(_) => format!(
+                r#"<rect x="{x}" y="{}" width="14" height="4" fill="{color}"/>"#,
+                y - 4.0
+            ),
+            Mark::Dots(_) => format!(
+                r#"<circle cx="{}" cy="{}" r="3" fill="{color}"/>"#,
+                x + 7.0,
+                y - 2.0
+            ),
+            Mark::Band(_) => format!(
+                r#"<rect x="{x}" y="{}" width="14" height="10" fill="{color}" fill-opacity=".3"/>"#,
+                y - 8.0
+            ),
+        };
         let _ = write!(
             svg,
-            r#"<rect x="{x}" y="{}" width="14" height="4" fill="{color}"/><text x="{}" y="{}" class="legend">{}</text>"#,
-            y - 4.0,
+            r#"{swatch}<text x="{}" y="{}" class="legend">{}</text>"#,
             x + 18.0,
             y,
             escape(&truncate(&s.name, 26))
@@ -119,8 +187,32 @@ fn legend(svg: &mut String, plot: &Plot) {
     }
 }
 
-fn body(svg: &mut String, plot: &Plot, f: &Frame, height: f64) {
+fn body(svg: &mut String, plot: &Plot, f: &Frame, height: f64, id: &str) {
     axes(svg, plot, f, height);
+    let clip = format!("clip-{}", escape(id));
+    let _ = write!(
+        svg,
+        r#"<clipPath id="{clip}"><rect x="{LEFT}" y="{}" width="{}" height="{PLOT_HEIGHT}"/></clipPath><g clip-path="url(#{clip})">"#,
+        f.top,
+        WIDTH - LEFT - RIGHT
+    );
+    for x in &plot.vmarks {
+        let px = f.px(*x);
+        let _ = write!(
+            svg,
+            r#"<line x1="{px:.1}" x2="{px:.1}" y1="{}" y2="{}" class="mark"/>"#,
+            f.top,
+            f.top + PLOT_HEIGHT
+        );
+    }
+    for s in &plot.series {
+        match &s.mark {
+            Mark::Line(segs) => polylines(svg, s, segs, f),
+            Mark::Dots(points) => dots(svg, s, points, f),
+            Mark::Band(segs) => band(svg, s, segs, f),
+        }
+    }
+    svg.push_str("</g>");
     for (value, label) in &plot.hlines {
         let y = f.py(*value);
         let _ = write!(
@@ -132,31 +224,89 @@ fn body(svg: &mut String, plot: &Plot, f: &Frame, height: f64) {
             escape(label)
         );
     }
-    for x in &plot.vmarks {
-        let px = f.px(*x);
-        let _ = write!(
-            svg,
-            r#"<line x1="{px:.1}" x2="{px:.1}" y1="{}" y2="{}" class="mark"/>"#,
-            f.top,
-            f.top + PLOT_HEIGHT
-        );
-    }
-    for (i, s) in plot.series.iter().enumerate() {
-        polyline(svg, s, f, PALETTE[i % PALETTE.len()]);
-    }
 }
 
-fn polyline(svg: &mut String, s: &Series, f: &Frame, color: &str) {
-    let mut pts = String::new();
-    for &(x, y) in s.points.iter().filter(|p| usable(p, f.log_x)) {
-        let _ = write!(pts, "{:.1},{:.1} ", f.px(x), f.py(y));
+fn polylines(svg: &mut String, s: &Series, segments: &[Vec<Point>], f: &Frame) {
+    let dash = if s.dashed {
+        r#" stroke-dasharray="6 3""#
+    } else {
+        ""
+    };
+    let _ = write!(
+        svg,
+        r#"<g fill="none" stroke="{}" stroke-width="1.4"{dash}><title>{}</title>"#,
+        escape(&s.color),
+        escape(&s.name)
+    );
+    for seg in segments {
+        let pts = pixels(seg, f);
+        match pts.len() {
+            0 => {}
+            // A lone point between two gaps: a short tick, so it is not lost.
+            1 => {
+                let (x, y) = pts[0];
+                let _ = write!(
+                    svg,
+                    r#"<path d="M{:.1} {y:.1}h1.5" stroke-linecap="round" stroke-width="2.5"/>"#,
+                    x - 0.75
+                );
+            }
+            _ => {
+                let text: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+                let _ = write!(svg, r#"<polyline points="{}"/>"#, text.join(" "));
+            }
+        }
+    }
+    svg.push_str("</g>");
+}
+
+fn dots(svg: &mut String, s: &Series, points: &[Point], f: &Frame) {
+    // One path of zero-length round-capped segments: thousands of dots, one element.
+    let mut d = String::new();
+    for (x, y) in pixels(points, f) {
+        let _ = write!(d, "M{x:.1} {y:.1}h0");
     }
     let _ = write!(
         svg,
-        r#"<polyline fill="none" stroke="{color}" stroke-width="1.4" points="{}"><title>{}</title></polyline>"#,
-        pts.trim_end(),
+        r#"<path class="dots" d="{d}" stroke="{}" stroke-width="3.2" stroke-linecap="round" fill="none"><title>{}</title></path>"#,
+        escape(&s.color),
         escape(&s.name)
     );
+}
+
+fn band(svg: &mut String, s: &Series, segments: &[Vec<(f64, f64, f64)>], f: &Frame) {
+    let _ = write!(
+        svg,
+        r#"<g fill="{}" fill-opacity=".25" stroke="none"><title>{}</title>"#,
+        escape(&s.color),
+        escape(&s.name)
+    );
+    for seg in segments {
+        let ok: Vec<&(f64, f64, f64)> = seg
+            .iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite() && p.2.is_finite())
+            .collect();
+        if ok.is_empty() {
+            continue;
+        }
+        let upper = ok.iter().map(|p| (f.px(p.0), f.py(p.2)));
+        let lower = ok.iter().rev().map(|p| (f.px(p.0), f.py(p.1)));
+        let pts: Vec<String> = upper
+            .chain(lower)
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect();
+        let _ = write!(svg, r#"<polygon points="{}"/>"#, pts.join(" "));
+    }
+    svg.push_str("</g>");
+}
+
+/// Pixel positions of the usable points.
+fn pixels(points: &[Point], f: &Frame) -> Vec<(f64, f64)> {
+    points
+        .iter()
+        .filter(|p| usable(p, f.log_x))
+        .map(|&(x, y)| (f.px(x), f.py(y)))
+        .collect()
 }
 
 fn axes(svg: &mut String, plot: &Plot, f: &Frame, height: f64) {
@@ -209,17 +359,23 @@ fn data_frame(plot: &Plot, top: f64) -> Option<Frame> {
     let pts: Vec<(f64, f64)> = plot
         .series
         .iter()
-        .flat_map(|s| s.points.iter().copied())
+        .flat_map(Series::points)
         .filter(|p| usable(p, plot.log_x))
         .map(|(x, y)| (if plot.log_x { x.log10() } else { x }, y))
         .collect();
-    let (x0, x1) = min_max(pts.iter().map(|p| p.0))?;
+    let (x0, x1) = match plot.x_range {
+        Some(r) if !pts.is_empty() => r,
+        _ => min_max(pts.iter().map(|p| p.0))?,
+    };
     let ys = pts
         .iter()
         .map(|p| p.1)
         .chain(plot.hlines.iter().map(|h| h.0));
     let ys = ys.chain(plot.y_from_zero.then_some(0.0));
-    let (y0, y1) = min_max(ys)?;
+    let (y0, mut y1) = min_max(ys)?;
+    if let Some(cap) = plot.y_cap {
+        y1 = y1.min(cap);
+    }
     let (x0, x1) = widen(x0, x1);
     let (y0, y1) = widen(y0, y1 + (y1 - y0) * 0.05);
     Some(Frame {
@@ -455,10 +611,13 @@ mod tests {
 
     #[test]
     fn empty_plot_says_no_data_and_hostile_names_are_escaped() {
-        let svg = render(&Plot {
-            title: "<t>".into(),
-            ..Plot::default()
-        });
+        let svg = render(
+            &Plot {
+                title: "<t>".into(),
+                ..Plot::default()
+            },
+            "p",
+        );
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("no data"));
         assert!(svg.contains("&lt;t&gt;") && !svg.contains("<t>"));
@@ -467,14 +626,15 @@ mod tests {
     #[test]
     fn single_point_and_log_axis_render_finite_coordinates() {
         let plot = Plot {
-            series: vec![Series {
-                name: "a".into(),
-                points: vec![(100.0, 0.5), (0.0, 0.1), (10_000.0, 1.0)],
-            }],
+            series: vec![Series::line(
+                "a",
+                PALETTE[0],
+                vec![(100.0, 0.5), (0.0, 0.1), (10_000.0, 1.0)],
+            )],
             log_x: true,
             ..Plot::default()
         };
-        let svg = render(&plot);
+        let svg = render(&plot, "p");
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
         assert!(svg.contains(">100<") && svg.contains(">10k<"));
         let labels: Vec<String> = log_ticks(2.0f64.log10() + 1.0, 4000f64.log10())
@@ -483,12 +643,43 @@ mod tests {
             .collect();
         assert_eq!(labels, ["20", "50", "100", "200", "500", "1k", "2k"]);
         let one = Plot {
-            series: vec![Series {
-                name: "b".into(),
-                points: vec![(1.0, 1.0)],
-            }],
+            series: vec![Series::line("b", PALETTE[1], vec![(1.0, 1.0)])],
             ..Plot::default()
         };
-        assert!(!render(&one).contains("NaN"));
+        assert!(!render(&one, "q").contains("NaN"));
+    }
+
+    #[test]
+    fn segments_are_separate_polylines_and_bands_are_polygons() {
+        let plot = Plot {
+            series: vec![
+                Series {
+                    name: "band".into(),
+                    color: BAND_COLOR.into(),
+                    mark: Mark::Band(vec![vec![(0.0, 0.5, 1.5), (1.0, 0.6, 1.4)]]),
+                    dashed: false,
+                },
+                Series::segments(
+                    "a",
+                    PALETTE[0],
+                    vec![vec![(0.0, 1.0), (1.0, 1.0)], vec![(3.0, 1.0), (4.0, 1.0)]],
+                ),
+                Series {
+                    name: "d".into(),
+                    color: PALETTE[1].into(),
+                    mark: Mark::Dots(vec![(2.0, 3.0), (2.5, 9.0)]),
+                    dashed: false,
+                },
+            ],
+            x_range: Some((0.0, 10.0)),
+            y_cap: Some(5.0),
+            ..Plot::default()
+        };
+        let svg = render(&plot, "x");
+        assert_eq!(svg.matches("<polyline").count(), 2, "one per segment");
+        assert_eq!(svg.matches("<polygon").count(), 1);
+        assert_eq!(svg.matches("h0").count(), 2, "one dot each");
+        assert!(svg.contains(r#"clip-path="url(#clip-x)""#));
+        assert!(svg.contains(">10<"), "x axis runs to the fixed 10: {svg}");
     }
 }

@@ -18,7 +18,8 @@ use crate::metrics::RunSnapshot;
 
 pub use plain::plain_lines;
 pub use state::{
-    on_key, DummyHistory, History, Ring, SortColumn, UiAction, ViewState, HISTORY_LEN,
+    next_sort, on_key, sort_label, DummyHistory, History, Ring, SortColumn, UiAction, ViewState,
+    HISTORY_LEN,
 };
 
 /// What the view shows besides the snapshot.
@@ -43,7 +44,17 @@ pub async fn run_tui(
     actions: mpsc::Sender<UiAction>,
     info: RunInfo,
 ) -> std::io::Result<()> {
-    tokio::task::spawn_blocking(move || run_blocking(rx, &actions, &info))
+    run_tui_with_target(rx, actions, info, 1.0).await
+}
+
+/// [`run_tui`] with the RTF sparklines' target line at `target_rtf` (`--target-rtf`).
+pub async fn run_tui_with_target(
+    rx: watch::Receiver<RunSnapshot>,
+    actions: mpsc::Sender<UiAction>,
+    info: RunInfo,
+    target_rtf: f64,
+) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || run_blocking(rx, &actions, &info, target_rtf))
         .await
         .map_err(std::io::Error::other)?
 }
@@ -68,11 +79,16 @@ fn run_blocking(
     mut rx: watch::Receiver<RunSnapshot>,
     actions: &mpsc::Sender<UiAction>,
     info: &RunInfo,
+    target_rtf: f64,
 ) -> std::io::Result<()> {
     let mut terminal = TerminalGuard::enter()?;
     let mut state = ViewState::new(rx.borrow_and_update().clone());
+    state.target_rtf = target_rtf;
     loop {
-        terminal.0.draw(|f| widgets::render(f, &state, info))?;
+        terminal.0.draw(|f| {
+            state.page_rows = widgets::screen_layout(f.area(), &state, info).table_rows();
+            widgets::render(f, &state, info);
+        })?;
         if event::poll(TICK)? {
             if let Event::Key(key) = event::read()? {
                 match on_key(&mut state, key) {

@@ -2,7 +2,8 @@
 //! tracing by the app every `--print-interval`.
 
 use crate::metrics::RunSnapshot;
-use crate::output::format::{opt, opt_us};
+use crate::output::columns::{column, ColumnId};
+use crate::output::format::{opt, opt_us, UNAVAILABLE};
 use crate::output::rtf_csv::state_name;
 
 /// A line for the simulation (if the remote API is in use), then one per dummy in id
@@ -27,20 +28,29 @@ pub fn plain_lines(snapshot: &RunSnapshot) -> Vec<String> {
     let mut dummies: Vec<_> = snapshot.dummies.iter().collect();
     dummies.sort_by_key(|d| d.id);
     for d in dummies {
-        let lat = d.latency.as_ref();
+        // The shared column formatters; a unit follows a number only, never a `-`.
+        let v = |id: ColumnId| column(id).cell(d);
+        let u = |id: ColumnId, unit: &str| {
+            let cell = column(id).cell(d);
+            if cell == UNAVAILABLE {
+                cell
+            } else {
+                cell + unit
+            }
+        };
         let mut line = format!(
-            "{} #{} {} msgs={} rate={}Hz rtf1s={} rtf10s={} lat_p50={}us lat_p99={}us jitter={}us loss={}%",
+            "{} #{} {} msgs={} rate={} rtf1s={} rtf10s={} lat_p50={} lat_p99={} jitter={} loss={}",
             d.name,
             d.id,
             state_name(d),
             d.messages,
-            opt(d.rate.wall_hz_1s, 1),
-            opt(d.rtf.last_1s, 3),
-            opt(d.rtf.last_10s, 3),
-            opt_us(lat.map(|l| l.p50_us)),
-            opt_us(lat.map(|l| l.p99_us)),
-            opt(d.jitter_rfc3550_us, 0),
-            opt(d.loss.as_ref().map(|l| l.loss_pct), 2),
+            u(ColumnId::Rate1s, "Hz"),
+            v(ColumnId::Rtf1s),
+            v(ColumnId::Rtf10s),
+            u(ColumnId::LatencyP50, "us"),
+            u(ColumnId::LatencyP99, "us"),
+            u(ColumnId::Jitter, "us"),
+            u(ColumnId::LossPct, "%"),
         );
         if d.off_target {
             line.push_str(" OFF-TARGET");
@@ -70,11 +80,11 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "Dummy0 #0 active msgs=250 rate=20.0Hz rtf1s=0.998 rtf10s=0.995 lat_p50=182us lat_p99=546us jitter=22us loss=0.00%"
+            "Dummy0 #0 active msgs=250 rate=20.0Hz rtf1s=0.998 rtf10s=0.995 lat_p50=182us lat_p99=546us jitter=21.5us loss=0.000%"
         );
         assert!(lines[2].ends_with(" OFF-TARGET"));
         assert!(
-            lines[3].contains("lat_p50=-us") && lines[3].contains("loss=-%"),
+            lines[3].contains("lat_p50=- ") && lines[3].ends_with("loss=-"),
             "{}",
             lines[3]
         );

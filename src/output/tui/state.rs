@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::metrics::{DummySnapshot, RunSnapshot};
+use crate::output::columns::{column, ColumnId, Worse, LIVE_SORT_CYCLE};
 
 /// Points kept per sparkline (one per snapshot received).
 pub const HISTORY_LEN: usize = 240;
@@ -18,70 +19,29 @@ pub enum UiAction {
     ResetStats,
 }
 
-/// Table column the dummies are sorted by (s cycles through them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SortColumn {
-    #[default]
-    Id,
-    Name,
-    /// Lowest first: the slowest dummy on top.
-    Rtf1s,
-    /// Lowest first.
-    Rate,
-    /// Highest first.
-    LatencyP99,
-    /// Highest first.
-    Jitter,
-    /// Highest first.
-    Loss,
-    /// Most first.
-    Messages,
+/// Table column the dummies are sorted by (s cycles through
+/// [`LIVE_SORT_CYCLE`]): one of the shared column definitions, which know their sort
+/// direction (worst first) and header.
+pub type SortColumn = ColumnId;
+
+/// The next sort column in the live view's cycle.
+pub fn next_sort(current: SortColumn) -> SortColumn {
+    let i = LIVE_SORT_CYCLE
+        .iter()
+        .position(|&c| c == current)
+        .map_or(0, |i| (i + 1) % LIVE_SORT_CYCLE.len());
+    LIVE_SORT_CYCLE[i]
 }
 
-impl SortColumn {
-    /// The next column in the cycle.
-    pub fn next(self) -> Self {
-        use SortColumn::*;
-        match self {
-            Id => Name,
-            Name => Rtf1s,
-            Rtf1s => Rate,
-            Rate => LatencyP99,
-            LatencyP99 => Jitter,
-            Jitter => Loss,
-            Loss => Messages,
-            Messages => Id,
-        }
-    }
-
-    /// Short label for the header.
-    pub fn label(self) -> &'static str {
-        use SortColumn::*;
-        match self {
-            Id => "id",
-            Name => "name",
-            Rtf1s => "RTF 1 s ↑",
-            Rate => "rate ↑",
-            LatencyP99 => "p99 ↓",
-            Jitter => "jitter ↓",
-            Loss => "loss ↓",
-            Messages => "messages ↓",
-        }
-    }
-
-    /// Sort key: unavailable values go last whatever the direction.
-    fn key(self, d: &DummySnapshot) -> Option<f64> {
-        use SortColumn::*;
-        match self {
-            Id | Name => Some(0.0),
-            Rtf1s => d.rtf.last_1s,
-            Rate => d.rate.wall_hz_1s,
-            LatencyP99 => d.latency.as_ref().map(|l| -l.p99_us),
-            Jitter => d.jitter_rfc3550_us.map(|j| -j),
-            Loss => d.loss.as_ref().map(|l| -l.loss_pct),
-            Messages => Some(-(d.messages as f64)),
-        }
-    }
+/// Short label for the table title: the column's short header and the direction.
+pub fn sort_label(sort: SortColumn) -> String {
+    let c = column(sort);
+    let arrow = match c.worse {
+        Worse::Low => " ↑",
+        Worse::High => " ↓",
+        Worse::None => "",
+    };
+    format!("{}{arrow}", c.short_title())
 }
 
 /// A bounded series for a sparkline.
@@ -148,7 +108,14 @@ pub struct ViewState {
     /// While frozen, new snapshots are ignored.
     pub frozen: bool,
     pub history: History,
+    /// The target RTF, marked on the RTF sparklines (1 unless the app says otherwise).
+    pub target_rtf: f64,
+    /// Dummy rows the table showed last time it was drawn: what PgUp / PgDn move by.
+    pub page_rows: usize,
 }
+
+/// Rows PgUp / PgDn move before the table was first drawn.
+const DEFAULT_PAGE_ROWS: usize = 10;
 
 impl ViewState {
     pub fn new(first: RunSnapshot) -> Self {
@@ -158,6 +125,8 @@ impl ViewState {
             sort: SortColumn::default(),
             frozen: false,
             history: History::default(),
+            target_rtf: 1.0,
+            page_rows: DEFAULT_PAGE_ROWS,
         };
         state.history.record(&first);
         state
@@ -178,20 +147,8 @@ impl ViewState {
     /// Dummies in display order.
     pub fn sorted(&self) -> Vec<&DummySnapshot> {
         let mut v: Vec<&DummySnapshot> = self.shown.dummies.iter().collect();
-        match self.sort {
-            SortColumn::Id => v.sort_by_key(|d| d.id),
-            SortColumn::Name => v.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id))),
-            col => v.sort_by(|a, b| {
-                let (ka, kb) = (col.key(a), col.key(b));
-                match (ka, kb) {
-                    (Some(x), Some(y)) => x.total_cmp(&y),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                }
-                .then(a.id.cmp(&b.id))
-            }),
-        }
+        let col = column(self.sort);
+        v.sort_by(|a, b| col.compare(a, b));
         v
     }
 
@@ -220,7 +177,7 @@ impl ViewState {
 
 /// Applies one key press; returns what the app must do, if anything.
 /// q / Ctrl-C quit, p freezes, r resets statistics, s cycles the sort column, ↑ ↓ (or
-/// k j), PgUp PgDn, Home End move the selection.
+/// k j), PgUp PgDn (by the rows the table shows), Home End move the selection.
 pub fn on_key(state: &mut ViewState, key: KeyEvent) -> Option<UiAction> {
     // Terminals on Windows also report releases; act on presses only.
     if key.kind == KeyEventKind::Release {
@@ -236,11 +193,11 @@ pub fn on_key(state: &mut ViewState, key: KeyEvent) -> Option<UiAction> {
             return Some(UiAction::ResetStats);
         }
         KeyCode::Char('p') => state.frozen = !state.frozen,
-        KeyCode::Char('s') => state.sort = state.sort.next(),
+        KeyCode::Char('s') => state.sort = next_sort(state.sort),
         KeyCode::Up | KeyCode::Char('k') => state.move_selection(-1),
         KeyCode::Down | KeyCode::Char('j') => state.move_selection(1),
-        KeyCode::PageUp => state.move_selection(-10),
-        KeyCode::PageDown => state.move_selection(10),
+        KeyCode::PageUp => state.move_selection(-(state.page_rows.max(1) as isize)),
+        KeyCode::PageDown => state.move_selection(state.page_rows.max(1) as isize),
         KeyCode::Home => state.move_selection(isize::MIN / 2),
         KeyCode::End => state.move_selection(isize::MAX / 2),
         _ => {}

@@ -10,10 +10,11 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use crate::metrics::{DummySnapshot, LatencyStats};
+use crate::output::columns::{column, columns, Align, ColumnId, LIVE_TABLE};
 use crate::output::format::{self, opt, opt_us};
 use crate::output::rtf_csv::state_name;
 
-use super::state::{Ring, ViewState};
+use super::state::{sort_label, Ring, ViewState};
 use super::RunInfo;
 
 const HEADER_STYLE: Style = Style::new().add_modifier(Modifier::BOLD);
@@ -21,23 +22,62 @@ const OFF_TARGET_STYLE: Style = Style::new()
     .fg(Color::LightRed)
     .add_modifier(Modifier::BOLD);
 
-/// The whole screen: header, table, sparklines and detail pane, key help.
-pub fn render(frame: &mut Frame, state: &ViewState, info: &RunInfo) {
+/// Rows of the bottom part (sparklines and detail pane).
+const BOTTOM_ROWS: u16 = 12;
+/// Table rows besides the dummies: two borders and the header.
+const TABLE_CHROME: u16 = 3;
+
+/// Where each part of the screen goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScreenLayout {
+    pub header: Rect,
+    pub table: Rect,
+    pub bottom: Rect,
+    pub help: Rect,
+}
+
+impl ScreenLayout {
+    /// Dummy rows the table can show at once.
+    pub fn table_rows(&self) -> usize {
+        usize::from(self.table.height.saturating_sub(TABLE_CHROME))
+    }
+}
+
+/// The dummy table takes the height its rows need and everything the bottom part does not
+/// (12 rows); with few dummies the bottom part grows instead of leaving the table empty.
+pub fn screen_layout(area: Rect, state: &ViewState, info: &RunInfo) -> ScreenLayout {
     let header_h = if info.duration_s.is_some() { 5 } else { 4 };
+    let rows = u16::try_from(state.shown.dummies.len()).unwrap_or(u16::MAX);
+    let room = area.height.saturating_sub(header_h + 1 + BOTTOM_ROWS);
+    let table_h = rows
+        .saturating_add(TABLE_CHROME)
+        .clamp(TABLE_CHROME + 1, room.max(TABLE_CHROME + 1));
     let [header, table, bottom, help] = Layout::vertical([
         Constraint::Length(header_h),
-        Constraint::Min(5),
-        Constraint::Length(12),
+        Constraint::Length(table_h),
+        Constraint::Min(0),
         Constraint::Length(1),
     ])
-    .areas(frame.area());
-    render_header(frame, header, state, info);
-    render_table(frame, table, state);
+    .areas(area);
+    ScreenLayout {
+        header,
+        table,
+        bottom,
+        help,
+    }
+}
+
+/// The whole screen: header, table, sparklines and detail pane, key help.
+pub fn render(frame: &mut Frame, state: &ViewState, info: &RunInfo) {
+    let l = screen_layout(frame.area(), state, info);
+    render_header(frame, l.header, state, info);
+    render_table(frame, l.table, state);
     let [sparks, detail] =
-        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
+            .areas(l.bottom);
     render_sparklines(frame, sparks, state);
     render_detail(frame, detail, state);
-    render_help(frame, help, state);
+    render_help(frame, l.help, state);
 }
 
 /// CoppeliaSim state, simulation time, global RTF, remote API round trip, elapsed and
@@ -88,11 +128,17 @@ fn run_line(state: &ViewState, info: &RunInfo) -> Line<'static> {
         || "- (until q)".to_owned(),
         |d| format::duration_s((d - s.elapsed_s).max(0.0)),
     );
-    let mut spans: Vec<Span> = vec![
+    let mut spans: Vec<Span> = Vec::new();
+    if state.frozen {
+        // First on the line, so a narrow terminal cannot cut it off.
+        let style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
+        spans.push(Span::styled("FROZEN (p)  ", style));
+    }
+    spans.extend([
         format!("elapsed {}", format::duration_s(s.elapsed_s)).into(),
         format!("  remaining {remaining}").into(),
         format!("  dummies {}", s.dummies.len()).into(),
-    ];
+    ]);
     let off = s.dummies.iter().filter(|d| d.off_target).count();
     if off > 0 {
         spans.push(Span::styled(
@@ -102,10 +148,6 @@ fn run_line(state: &ViewState, info: &RunInfo) -> Line<'static> {
     }
     if let Some(st) = s.sim.as_ref().and_then(|sim| sim.stepping.as_ref()) {
         spans.push(format!("  {}", format::stepping(st)).into());
-    }
-    if state.frozen {
-        let style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
-        spans.push(Span::styled("  FROZEN (p)", style));
     }
     spans.push(format!("  listen {}", info.listen).into());
     if let Some(b) = &s.backlog {
@@ -124,112 +166,182 @@ fn progress(elapsed_s: f64, duration_s: f64) -> Gauge<'static> {
         .gauge_style(Style::new().fg(Color::Green))
 }
 
-const COLUMNS: [(&str, u16); 13] = [
-    ("", 1),
-    ("dummy", 14),
-    ("msgs", 8),
-    ("rate Hz", 8),
-    ("RTF 1s", 7),
-    ("RTF 10s", 7),
-    ("RTF tot", 7),
-    ("p50 µs", 8),
-    ("p99 µs", 8),
-    ("max µs", 8),
-    ("jitter µs", 9),
-    ("loss %", 7),
-    ("state", 10),
-];
-
-/// One row per dummy in the chosen order; off-target rows marked `!` and coloured,
-/// `-` for unavailable values.
+/// One row per dummy in the chosen order, with the columns of [`LIVE_TABLE`] (the shared
+/// definitions): off-target rows say `off` and are coloured, `-` for unavailable values.
+/// The title says which rows are shown when they do not all fit.
 pub fn render_table(frame: &mut Frame, area: Rect, state: &ViewState) {
-    let header = Row::new(COLUMNS.iter().map(|(h, _)| Cell::from(*h))).style(HEADER_STYLE);
-    let rows = state.sorted().into_iter().map(|d| {
+    let cols = columns(LIVE_TABLE);
+    let sorted = state.sorted();
+    let cells: Vec<Vec<String>> = sorted
+        .iter()
+        .map(|d| cols.iter().map(|c| c.cell(d)).collect())
+        .collect();
+    let headers: Vec<String> = cols.iter().map(|c| c.short_title()).collect();
+    let widths: Vec<Constraint> = (0..cols.len())
+        .map(|i| {
+            let widest = cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0);
+            Constraint::Length(widest.max(headers[i].chars().count()) as u16)
+        })
+        .collect();
+    let align = |i: usize, text: String| {
+        let line = Line::from(text);
+        match cols[i].align() {
+            Align::Left => line,
+            Align::Right => line.right_aligned(),
+        }
+    };
+    let header = Row::new(
+        headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Cell::from(align(i, h.clone()))),
+    )
+    .style(HEADER_STYLE);
+    let rows = sorted.iter().zip(cells).map(|(d, row)| {
         let style = if d.off_target {
             OFF_TARGET_STYLE
         } else {
             Style::new()
         };
-        Row::new(table_cells(d)).style(style)
+        Row::new(
+            row.into_iter()
+                .enumerate()
+                .map(|(i, c)| Cell::from(align(i, c))),
+        )
+        .style(style)
     });
-    let widths = COLUMNS.iter().map(|(_, w)| Constraint::Length(*w));
-    let title = format!(" dummies · sort: {} (s) ", state.sort.label());
+    let visible = usize::from(area.height.saturating_sub(TABLE_CHROME));
+    let selected = state.selected_index();
+    let offset = selected.map_or(0, |s| (s + 1).saturating_sub(visible.max(1)));
+    let n = sorted.len();
+    let shown = if n > visible && visible > 0 {
+        format!(
+            " · rows {}–{} of {n}",
+            offset + 1,
+            (offset + visible).min(n)
+        )
+    } else {
+        String::new()
+    };
+    let title = format!(" dummies · sort: {} (s){shown} ", sort_label(state.sort));
     let table = Table::new(rows, widths)
         .header(header)
+        .column_spacing(2)
         .block(Block::bordered().title(title))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .highlight_symbol("›");
-    let mut table_state = TableState::default().with_selected(state.selected_index());
+    let mut table_state = TableState::default()
+        .with_selected(selected)
+        .with_offset(offset);
     frame.render_stateful_widget(table, area, &mut table_state);
 }
 
-fn table_cells(d: &DummySnapshot) -> Vec<String> {
-    let lat = |f: fn(&LatencyStats) -> f64| opt_us(d.latency.as_ref().map(f));
-    vec![
-        if d.off_target { "!" } else { " " }.to_owned(),
-        d.name.clone(),
-        d.messages.to_string(),
-        opt(d.rate.wall_hz_1s, 1),
-        opt(d.rtf.last_1s, 3),
-        opt(d.rtf.last_10s, 3),
-        opt(d.rtf.total, 3),
-        lat(|l| l.p50_us),
-        lat(|l| l.p99_us),
-        lat(|l| l.max_us),
-        opt(d.jitter_rfc3550_us, 0),
-        opt(d.loss.as_ref().map(|l| l.loss_pct), 2),
-        state_name(d),
-    ]
-}
+/// Upper end of the RTF sparklines' fixed scale: 0 at the bottom, 2 at the top, so
+/// heights compare across dummies and over time (a value above 2 fills the column).
+pub const RTF_SCALE_MAX: f64 = 2.0;
 
-/// Sparklines of the simulation RTF and the selected dummy's RTF and latency.
+/// Sparklines of the simulation RTF and the selected dummy's RTF and latency. The RTF ones
+/// share one fixed, labelled scale (0–2, the target marked with `┈` and its value).
 pub fn render_sparklines(frame: &mut Frame, area: Rect, state: &ViewState) {
     let rows = Layout::vertical([Constraint::Ratio(1, 3); 3]).split(area);
     let sel = state.selected_dummy();
     let hist = sel.and_then(|d| state.history.dummies.get(&d.id));
     let name = sel.map_or("-", |d| d.name.as_str());
+    let target = state.target_rtf;
     let sim_rtf = state.shown.sim.as_ref().and_then(|s| s.rtf.last_1s);
-    spark(
+    rtf_spark(
         frame,
         rows[0],
         &format!("sim RTF 1 s {}", opt(sim_rtf, 3)),
         Some(&state.history.sim_rtf_1s),
-        1000.0,
+        target,
     );
     let rtf = sel.and_then(|d| d.rtf.last_1s);
-    spark(
+    rtf_spark(
         frame,
         rows[1],
         &format!("{name} RTF 1 s {}", opt(rtf, 3)),
         hist.map(|h| &h.rtf_1s),
-        1000.0,
+        target,
     );
     let p50 = sel.and_then(|d| d.latency.as_ref().map(|l| l.p50_us));
-    spark(
-        frame,
-        rows[2],
-        &format!("{name} latency p50 {} µs", opt_us(p50)),
-        hist.map(|h| &h.latency_p50_us),
-        1.0,
+    let ring = hist.map(|h| &h.latency_p50_us);
+    let peak = ring.and_then(|r| r.values().flatten().reduce(f64::max));
+    let title = format!(
+        "{name} latency p50 {} µs · scale 0–{} µs",
+        opt_us(p50),
+        opt_us(peak)
     );
+    spark(frame, rows[2], &title, ring, 1.0, None);
 }
 
-/// `scale` turns values into the integers a sparkline draws (RTF ×1000 keeps 3 digits).
-fn spark(frame: &mut Frame, area: Rect, title: &str, ring: Option<&Ring>, scale: f64) {
+/// An RTF sparkline on the fixed 0–2 scale, with the scale and target in the title and the
+/// target row marked.
+fn rtf_spark(frame: &mut Frame, area: Rect, title: &str, ring: Option<&Ring>, target: f64) {
+    let title = format!("{title} · scale 0–{RTF_SCALE_MAX} ┈ target {target}");
+    // ×1000 keeps three digits in the integers a sparkline draws.
+    let max = (RTF_SCALE_MAX * 1000.0) as u64;
+    spark(frame, area, &title, ring, 1000.0, Some(max));
+    mark_target(frame, area, target);
+}
+
+/// `scale` turns values into the integers a sparkline draws; `max` fixes the top of the
+/// scale (values above it are drawn full height), `None` scales to the largest value.
+fn spark(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    ring: Option<&Ring>,
+    scale: f64,
+    max: Option<u64>,
+) {
     let width = area.width.saturating_sub(2) as usize;
     let data: Vec<Option<u64>> = ring
         .map(|r| {
             r.values()
-                .map(|v| v.map(|v| (v.max(0.0) * scale) as u64))
+                .map(|v| {
+                    v.map(|v| {
+                        let scaled = (v.max(0.0) * scale) as u64;
+                        max.map_or(scaled, |m| scaled.min(m))
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default();
     let start = data.len().saturating_sub(width);
-    let widget = Sparkline::default()
+    let mut widget = Sparkline::default()
         .block(Block::bordered().title(format!(" {title} ")))
         .data(&data[start..])
         .style(Style::new().fg(Color::Cyan));
+    if let Some(m) = max {
+        widget = widget.max(m);
+    }
     frame.render_widget(widget, area);
+}
+
+/// Draws `┈` across the row whose band of the 0–2 scale holds `target`, wherever the bars
+/// leave it empty.
+fn mark_target(frame: &mut Frame, area: Rect, target: f64) {
+    let inner = Block::bordered().inner(area);
+    if inner.height == 0 || inner.width == 0 || !target.is_finite() {
+        return;
+    }
+    let h = f64::from(inner.height);
+    // Row r from the bottom covers [r, r + 1) · RTF_SCALE_MAX / h.
+    let row = ((target / RTF_SCALE_MAX).clamp(0.0, 1.0) * h).floor() as u16;
+    let y = inner.bottom() - 1 - row.min(inner.height - 1);
+    let buf = frame.buffer_mut();
+    for x in inner.left()..inner.right() {
+        if let Some(cell) = buf.cell_mut((x, y)) {
+            if cell.symbol() == " " {
+                cell.set_symbol("┈").set_fg(Color::DarkGray);
+            }
+        }
+    }
 }
 
 /// The selected dummy: identity, latency percentiles (bars), jitter, loss, rates.
@@ -257,47 +369,58 @@ pub fn render_detail(frame: &mut Frame, area: Rect, state: &ViewState) {
 }
 
 fn detail_lines(d: &DummySnapshot) -> Vec<Line<'static>> {
-    let transport = serde_json::to_value(d.transport)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let loss = d.loss.as_ref().map_or_else(
-        || "loss -".to_owned(),
-        |l| {
-            format!(
-                "lost {}/{} ({:.2} %) dup {} reord {} missed {}",
-                l.lost, l.expected, l.loss_pct, l.duplicates, l.reordered, l.missed_steps
-            )
-        },
-    );
+    let cell = |id: ColumnId| column(id).cell(d);
+    let unit = |id: ColumnId| column(id).cell_with_unit(d, " ");
+    let loss = match &d.loss {
+        None => "loss -".to_owned(),
+        Some(l) => format!(
+            "lost {}/{} ({}) dup {} reord {} missed {}",
+            l.lost,
+            l.expected,
+            unit(ColumnId::LossPct),
+            l.duplicates,
+            l.reordered,
+            l.missed_steps
+        ),
+    };
     let lat = d.latency.as_ref();
+    let us = |v: Option<f64>| {
+        let v = opt_us(v);
+        if v == format::UNAVAILABLE {
+            v
+        } else {
+            format!("{v} µs")
+        }
+    };
     vec![
         Line::from(format!(
-            "{transport} from {} · session {} · {}",
+            "{} from {} · session {} · {}",
+            d.transport.as_str(),
             d.source,
             d.session,
             state_name(d)
         )),
         Line::from(format!(
-            "latency n {} min {} mean {} µs · jitter {} µs",
-            lat.map_or_else(|| "-".to_owned(), |l| l.count.to_string()),
-            opt_us(lat.map(|l| l.min_us)),
-            opt_us(lat.map(|l| l.mean_us)),
-            opt(d.jitter_rfc3550_us, 0)
+            "latency n {} min {} mean {} · jitter {}",
+            format::opt_count(lat.map(|l| l.count)),
+            us(lat.map(|l| l.min_us)),
+            us(lat.map(|l| l.mean_us)),
+            unit(ColumnId::Jitter)
         )),
         Line::from(format!("{loss} · clock warn {}", d.clock_warnings)),
         Line::from(format!(
-            "rate {} Hz (exp. {}) · sim {} Hz · worst RTF {} @{} s",
-            opt(d.rate.wall_hz, 2),
-            opt(d.rate.expected_hz, 1),
-            opt(d.rate.sim_hz, 1),
-            opt(d.rtf.worst_1s, 3),
-            opt(d.rtf.worst_1s_at_s, 1)
+            "rate {} (exp. {}) · worst RTF {} at {}",
+            unit(ColumnId::Rate),
+            unit(ColumnId::ExpectedWall),
+            cell(ColumnId::RtfWorst1s),
+            unit(ColumnId::RtfWorstAt)
         )),
         Line::from(format!(
-            "script RTT p50 {} µs · p99 {} µs",
-            opt_us(d.rtt.as_ref().map(|r| r.p50_us)),
-            opt_us(d.rtt.as_ref().map(|r| r.p99_us))
+            "inter-arrival {} (sd {}, max {}) · script RTT p50 {}",
+            unit(ColumnId::InterarrivalMean),
+            cell(ColumnId::InterarrivalStdDev),
+            cell(ColumnId::InterarrivalMax),
+            us(d.rtt.as_ref().map(|r| r.p50_us))
         )),
     ]
 }
