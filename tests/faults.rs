@@ -481,6 +481,16 @@ fn receive_buffer_overflow_is_reported_as_kernel_drops_equal_to_the_loss() {
         sock.send_to(&stamp(seq), addr).unwrap();
     }
     signal(&bridge.child, libc::SIGCONT);
+    // The BYE must not be dropped too (it would be a kernel drop but no lost stamp): send it
+    // once the bridge has drained its queue, as /proc/net/udp shows it.
+    let deadline = std::time::Instant::now() + WAIT;
+    while udp_rx_queue(addr.port()) != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge never drained"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let bye = Message::Bye(Bye {
         dummy_id: 5,
         last_seq: sent - 1,
@@ -515,4 +525,16 @@ fn receive_buffer_overflow_is_reported_as_kernel_drops_equal_to_the_loss() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["final"]["kernel_drops"], drops);
+}
+
+/// Bytes queued on the loopback UDP socket bound to `port` (`rx_queue` of /proc/net/udp).
+fn udp_rx_queue(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let queues = cols.get(4)?;
+        (cols.get(1)? == &local)
+            .then(|| u64::from_str_radix(queues.split(':').nth(1).unwrap_or("0"), 16).unwrap_or(0))
+    })
 }

@@ -170,6 +170,10 @@ pub async fn collect_with(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut signals = std::pin::pin!(crate::commands::shutdown_signal());
     let mut ui_open = true;
+    // The signal future completes once: polling it again would panic ("async fn resumed
+    // after completion"), and after a signal the loop goes on while the driver stops the
+    // simulation and the BYEs come in.
+    let mut signalled = false;
     while !exec.finish {
         tokio::select! {
             ev = rx.recv() => {
@@ -201,7 +205,8 @@ pub async fn collect_with(
                 let now = unix_now_ns();
                 exec.all(machine.on_event(Input::DriverStopped, now), now);
             }
-            _ = &mut signals => {
+            _ = &mut signals, if !signalled => {
+                signalled = true;
                 let now = unix_now_ns();
                 exec.all(machine.on_event(Input::Signal, now), now);
             }
