@@ -4,16 +4,6 @@ mod common;
 
 use std::process::Command;
 
-/// A port nobody receives on, held for the test's lifetime: a TCP socket bound but not
-/// listening refuses connections, and no UDP socket is bound to the same number.
-fn dead_port() -> (socket2::Socket, u16) {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let port = s.local_addr().unwrap().as_socket().unwrap().port();
-    (s, port)
-}
-
 fn emit(args: &[&str]) -> std::process::Output {
     Command::new(common::bin())
         .arg("emit")
@@ -24,7 +14,7 @@ fn emit(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn tcp_to_a_closed_port_fails_with_one_clear_line() {
-    let (_held, port) = dead_port();
+    let (_held, port) = common::refusing_tcp_port();
     let to = format!("127.0.0.1:{port}");
     let out = emit(&["--to", &to, "--tcp", "--dummies", "2", "--duration", "1s"]);
     assert!(
@@ -40,7 +30,7 @@ fn tcp_to_a_closed_port_fails_with_one_clear_line() {
 
 #[test]
 fn udp_with_nothing_listening_fails_too() {
-    let (_held, port) = dead_port();
+    let (_held, port) = common::refusing_udp_port();
     let to = format!("localhost:{port}");
     let out = emit(&["--to", &to, "--dummies", "2", "--duration", "1s"]);
     assert!(!out.status.success());

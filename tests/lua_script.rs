@@ -669,6 +669,11 @@ fn udp_bridge_restart_does_not_stop_the_script() {
     let before = receive_udp(&sock, &mut h, false, |got| got.len() >= 10);
     drop(sock);
     thread::sleep(Duration::from_millis(400));
+    // The bridge restarted on its own port, as a user restarts it: the script keeps sending
+    // to the port it was given, so the test must bind that number again. The one port
+    // released and reused on purpose (issue 11 §5 allows it for a restart): another bind to
+    // port 0 in those 400 ms would get this number with odds of about 1 in 28 000 (Linux
+    // picks a random free port of the ephemeral range).
     let sock = UdpSocket::bind(("127.0.0.1", port)).expect("re-bind the same port");
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
@@ -723,6 +728,8 @@ fn tcp_bridge_restart_reconnects_and_says_hello_again() {
     }
     drop(server); // listener closed, connections shut down
     thread::sleep(Duration::from_millis(1200));
+    // The bridge restarted on its own port (see udp_bridge_restart_does_not_stop_the_script
+    // on why this one port is bound again after being released).
     let mut server = TcpRx::bind(&format!("127.0.0.1:{port}"), false);
     let second = receive_tcp(&mut server, &mut h);
     let f = h.finish();

@@ -1,5 +1,7 @@
 //! The client against a real ZeroMQ REP socket on loopback (the in-process fake server).
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,7 +174,7 @@ fn silent_server_hits_the_deadline_then_the_recreated_socket_works() {
 
 #[test]
 fn nobody_listening_is_unreachable_within_the_deadline() {
-    let port = free_port();
+    let (_held, port) = common::refusing_tcp_port();
     let endpoint = format!("tcp://127.0.0.1:{port}");
     let mut c = Client::connect(&endpoint, config(Duration::from_millis(300))).unwrap();
     let err = c.get_simulation_time().unwrap_err();
@@ -248,10 +250,4 @@ fn bad_endpoint_is_rejected_with_an_example() {
     let err = Client::connect("127.0.0.1:23000", config(GUARD)).unwrap_err();
     assert!(matches!(err, RemoteError::BadEndpoint { .. }), "{err:?}");
     assert!(err.to_string().contains("tcp://127.0.0.1:23000"));
-}
-
-/// A loopback port nobody listens on (bound, read, released).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }

@@ -1,6 +1,8 @@
 //! The simulation driver against a fake server that models a tiny simulation (stopped /
 //! running, time, stepping level). Every wait is bounded by a generous failure guard.
 
+mod common;
+
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -470,11 +472,7 @@ fn coppeliasim_going_away_and_coming_back_is_reported_with_the_gap() {
 
 #[test]
 fn unreachable_at_start_is_reported_once_and_shutdown_is_prompt() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = common::refusing_tcp_port();
     let (tx, rx) = mpsc::channel();
     let handle = driver::spawn(options(&format!("tcp://127.0.0.1:{port}")), tx).unwrap();
     let events = wait_for(&rx, "disconnected", |e| {

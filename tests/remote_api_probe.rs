@@ -1,5 +1,7 @@
 //! `coppelia-bridge probe` against the in-process fake server, and against nobody.
 
+mod common;
+
 use std::time::Duration;
 
 use assert_cmd::Command;
@@ -100,11 +102,7 @@ fn text_report_against_the_fake_server_using_the_env_variable() {
 
 #[test]
 fn nobody_listening_fails_cleanly_within_the_deadline() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = common::refusing_tcp_port();
     let endpoint = format!("tcp://127.0.0.1:{port}");
     bridge()
         .args(["probe", "--remote", &endpoint, "--remote-timeout", "300ms"])
@@ -120,11 +118,7 @@ fn nobody_listening_fails_cleanly_within_the_deadline() {
 
 #[test]
 fn json_failure_is_parseable_and_still_non_zero() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = common::refusing_tcp_port();
     let endpoint = format!("tcp://127.0.0.1:{port}");
     let out = bridge()
         .args([

@@ -1,15 +1,13 @@
 //! `run` talking to CoppeliaSim's remote API: failure modes that need no simulator.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
 fn run_without_coppeliasim_fails_fast_and_names_the_fixes() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = common::refusing_tcp_port();
     let endpoint = format!("tcp://127.0.0.1:{port}");
     let t0 = Instant::now();
     let out = Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
@@ -67,20 +65,32 @@ fn port_in_use_is_a_clear_error() {
 
 #[test]
 fn sigterm_ends_the_run_with_a_complete_run_directory() {
+    signal_ends_the_run_with_a_complete_run_directory(libc::SIGTERM);
+}
+
+/// Ctrl-C in a terminal, or `kill -INT`: the same orderly end as SIGTERM.
+#[test]
+fn sigint_ends_the_run_with_a_complete_run_directory() {
+    signal_ends_the_run_with_a_complete_run_directory(libc::SIGINT);
+}
+
+fn signal_ends_the_run_with_a_complete_run_directory(signal: i32) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let mut child = spawn_run_with_out(&out);
+    // The first flush of events.jsonl (after 1 s) happens inside the run loop, which has
+    // installed the signal handlers by then: a signal sent earlier could find the default
+    // action (termination) still in place.
     wait_until(
-        || out.join("rtf.csv").exists(),
-        "run directory never appeared",
+        || std::fs::metadata(out.join("events.jsonl")).is_ok_and(|m| m.len() > 0),
+        "events.jsonl was never flushed",
     );
-    std::thread::sleep(Duration::from_millis(300));
     // SAFETY: plain kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let rc = unsafe { libc::kill(child.id() as i32, signal) };
     assert_eq!(rc, 0);
     wait_until(
         || child.try_wait().unwrap().is_some(),
-        "no exit after SIGTERM",
+        "no exit after the signal",
     );
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");

@@ -1,5 +1,7 @@
 //! `scene --build-remote` against an in-process fake remote API server (4.7 and 4.6 paths).
 
+mod common;
+
 use std::collections::HashMap;
 use std::process::Command;
 
@@ -144,12 +146,7 @@ fn builds_with_add_script_on_4_6_using_the_servers_constant() {
 
 #[test]
 fn unreachable_coppeliasim_is_a_clear_error() {
-    // Bind and drop: a port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = common::refusing_tcp_port();
     let out = Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
         .args([
             "scene",

@@ -2,6 +2,8 @@
 //! error strings as LuaSocket 3.0 gives them (lunarmodules/luasocket udp.c, tcp.c,
 //! buffer.c, usocket.c, pierror.h; docs/udp.html, docs/tcp.html).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::time::Duration;
@@ -35,15 +37,6 @@ fn eval(lua: &Lua, code: &str) -> String {
     lua.load(code)
         .eval::<String>()
         .unwrap_or_else(|e| panic!("{code}: {e}"))
-}
-
-fn closed_udp_port() -> u16 {
-    // Bind then drop: nothing listens there afterwards.
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -93,7 +86,8 @@ fn udp_timeouts_and_name_errors() {
     // No socket yet (created lazily on first use): receive sees a closed socket and
     // returns an empty datagram, as udp.c treats IO_CLOSED like a zero-length read.
     assert_eq!(eval(&lua, "return show(u:receive())"), "string:");
-    lua.globals().set("port", closed_udp_port()).unwrap();
+    let (_held, port) = common::refusing_udp_port();
+    lua.globals().set("port", port).unwrap();
     eval(&lua, "return show(u:sendto('x', '127.0.0.1', port))");
     assert_eq!(
         eval(&lua, "return show(u:receive())"),
@@ -128,7 +122,8 @@ fn udp_timeouts_and_name_errors() {
 #[test]
 fn connected_udp_reports_connection_refused() {
     let lua = lua();
-    lua.globals().set("port", closed_udp_port()).unwrap();
+    let (_held, port) = common::refusing_udp_port();
+    lua.globals().set("port", port).unwrap();
     assert_eq!(
         eval(
             &lua,
@@ -169,11 +164,7 @@ fn connected_udp_reports_connection_refused() {
 #[test]
 fn tcp_connect_refused_and_non_blocking_connect() {
     let lua = lua();
-    let free = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, free) = common::refusing_tcp_port();
     lua.globals().set("free", free).unwrap();
     assert_eq!(
         eval(

@@ -101,14 +101,19 @@ impl RunWriter {
     }
 
     /// Pushes every buffered byte to the files.
+    /// Each file is flushed even when another fails (a full disk, one file on another
+    /// device): the first error is returned, and what can be written is.
     pub fn flush(&mut self) -> Result<(), OutputError> {
-        self.samples.flush()?;
-        self.rtf
+        let samples = self.samples.flush();
+        let rtf = self
+            .rtf
             .flush()
-            .map_err(|e| OutputError::io("flush", self.dir.join(RTF_FILE), e))?;
-        self.events
+            .map_err(|e| OutputError::io("flush", self.dir.join(RTF_FILE), e));
+        let events = self
+            .events
             .flush()
-            .map_err(|e| OutputError::io("flush", self.dir.join(EVENTS_FILE), e))
+            .map_err(|e| OutputError::io("flush", self.dir.join(EVENTS_FILE), e));
+        samples.and(rtf).and(events)
     }
 
     /// Writes `summary.json` atomically; `ended_unix_s` is `None` for a periodic summary
@@ -134,8 +139,11 @@ impl RunWriter {
         ended_unix_s: f64,
         verdict: Option<&crate::run::Verdict>,
     ) -> Result<PathBuf, OutputError> {
-        self.flush()?;
-        self.write_summary(last, sessions, Some(ended_unix_s), verdict)?;
+        // The summary is written even if a flush failed: it holds every figure of the run.
+        let flushed = self.flush();
+        let summary = self.write_summary(last, sessions, Some(ended_unix_s), verdict);
+        flushed?;
+        summary?;
         Ok(self.dir)
     }
 }
@@ -172,6 +180,32 @@ mod tests {
             .finish(&sample_run_snapshot(), &[], RUN_START_UNIX_S + 13.0, None)
             .unwrap();
         assert!(dir.join(SUMMARY_FILE).is_file());
+    }
+
+    /// A full disk for one file (`samples.csv` → `/dev/full`, which fails every write with
+    /// ENOSPC): the other files are still flushed and the summary still written, and the
+    /// error names the file and the OS's reason.
+    #[test]
+    fn one_file_failing_does_not_keep_the_others_or_the_summary_from_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink("/dev/full", dir.join(SAMPLES_FILE)).unwrap();
+        let meta = RunMeta::for_this_process(RUN_START_UNIX_S, Default::default());
+        let mut w = RunWriter::create(&dir, meta).unwrap();
+        w.snapshot(&sample_run_snapshot()).unwrap();
+        w.event(&sample_events()[0]).unwrap();
+        w.sample(&sample_rows(&[0], 1)[0]).unwrap();
+        let err = w.flush().unwrap_err().to_string();
+        assert!(err.contains(SAMPLES_FILE), "{err}");
+        assert!(err.contains("No space left on device"), "{err}");
+        let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
+        assert_eq!(read(EVENTS_FILE).lines().count(), 1);
+        assert_eq!(read(RTF_FILE).lines().count(), 5);
+        assert!(w
+            .finish(&sample_run_snapshot(), &[], RUN_START_UNIX_S + 1.0, None)
+            .is_err());
+        assert!(read(SUMMARY_FILE).contains("\"final\""), "summary written");
     }
 
     #[test]

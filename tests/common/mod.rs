@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use coppelia_bridge::metrics::RunSnapshot;
@@ -17,13 +17,23 @@ pub fn bin() -> std::path::PathBuf {
 pub struct Bridge {
     pub child: Child,
     pub stderr_lines: mpsc::Receiver<String>,
+    /// Every stderr line so far, including those `wait_for` consumed.
+    all_stderr: Arc<Mutex<Vec<String>>>,
+    /// The thread reading stderr; joined by `finish_with_stderr` (it ends at the child's exit).
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Bridge {
     pub fn spawn(args: &[&str]) -> Bridge {
-        let mut child = Command::new(bin())
-            .args(args)
-            .env("RUST_LOG", "info")
+        let mut cmd = Command::new(bin());
+        cmd.args(args).env("RUST_LOG", "info");
+        Bridge::from_command(cmd)
+    }
+
+    /// Any command that ends up running the bridge (e.g. under `unshare`), its stdout and
+    /// stderr piped.
+    pub fn from_command(mut cmd: Command) -> Bridge {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -31,18 +41,37 @@ impl Bridge {
             .expect("spawn coppelia-bridge");
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let all_stderr = Arc::new(Mutex::new(Vec::new()));
+        let all = all_stderr.clone();
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[bridge] {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
+                all.lock().unwrap().push(line.clone());
+                // The receiver may be gone (the test stopped waiting): keep draining.
+                let _ = tx.send(line);
             }
         });
         Bridge {
             child,
             stderr_lines: rx,
+            all_stderr,
+            reader: Some(reader),
         }
+    }
+
+    /// Waits for exit (bounded); returns the status, stdout and every stderr line.
+    pub fn finish_with_stderr(
+        mut self,
+        timeout: Duration,
+    ) -> (std::process::ExitStatus, String, Vec<String>) {
+        let reader = self.reader.take();
+        let all = self.all_stderr.clone();
+        let (status, stdout) = self.finish(timeout);
+        if let Some(r) = reader {
+            r.join().unwrap();
+        }
+        let lines = std::mem::take(&mut *all.lock().unwrap());
+        (status, stdout, lines)
     }
 
     /// Waits (bounded) for a stderr line containing `needle`; returns it.
@@ -157,4 +186,27 @@ pub fn bridge_no_remote(extra: &[&str]) -> Bridge {
     ];
     args.extend_from_slice(extra);
     Bridge::spawn(&args)
+}
+
+/// A loopback TCP port that refuses connections, held for as long as the socket lives: a
+/// socket bound but never listening answers SYNs with RST (as a closed port), and nobody else
+/// can bind the number meanwhile. (Binding a listener, reading its port and dropping it
+/// releases the port to any other test running in parallel.)
+pub fn refusing_tcp_port() -> (socket2::Socket, u16) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port)
+}
+
+/// A loopback UDP port where nothing is received, held for as long as the socket lives: the
+/// socket is connected to another peer (port 1), so the kernel delivers nobody else's
+/// datagrams to it and answers them with ICMP port unreachable, as for a closed port; and
+/// nobody else can bind the number meanwhile.
+pub fn refusing_udp_port() -> (std::net::UdpSocket, u16) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.connect("127.0.0.1:1").unwrap();
+    let port = s.local_addr().unwrap().port();
+    (s, port)
 }

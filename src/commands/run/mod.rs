@@ -17,7 +17,7 @@ use crate::output::{run_tui, RunInfo, RunMeta};
 
 pub use crate::run::{RunOutcome, StopReason};
 pub use receivers::{bind_receivers, connect_sim, Receivers, SimLink};
-pub use shell::{collect_with, empty_snapshot, Channels, NullSink, RunSink};
+pub use shell::{collect_with, empty_snapshot, Channels, IncompleteRunDir, NullSink, RunSink};
 pub use sink::DirSink;
 pub use table::summary_table;
 
@@ -561,7 +561,15 @@ impl Prepared {
                 tracing::warn!("live view: {e}");
             }
         }
-        let outcome = outcome?;
+        let outcome = match outcome.map_err(|e| e.downcast::<IncompleteRunDir>()) {
+            Ok(outcome) => outcome,
+            // Shown as any other run (table or last JSON line), then the run fails.
+            Err(Ok(incomplete)) => {
+                report_outcome(&args.output, &incomplete.outcome);
+                return Err(incomplete.into());
+            }
+            Err(Err(e)) => return Err(e),
+        };
         report_outcome(&args.output, &outcome);
         if let Some(d) = &self.dir {
             match crate::output::write_report(d) {

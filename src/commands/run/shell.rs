@@ -171,6 +171,10 @@ pub async fn collect_with(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut signals = std::pin::pin!(crate::commands::shutdown_signal());
     let mut ui_open = true;
+    // The signal future completes once: polling it again would panic ("async fn resumed
+    // after completion"), and after a signal the loop goes on while the driver stops the
+    // simulation and the BYEs come in.
+    let mut signalled = false;
     while !exec.finish {
         tokio::select! {
             ev = rx.recv() => {
@@ -207,7 +211,8 @@ pub async fn collect_with(
                 let now = unix_now_ns();
                 exec.all(machine.on_event(Input::DriverStopped, now), now);
             }
-            _ = &mut signals => {
+            _ = &mut signals, if !signalled => {
+                signalled = true;
                 let now = unix_now_ns();
                 exec.all(machine.on_event(Input::Signal, now), now);
             }
@@ -242,13 +247,27 @@ pub async fn collect_with(
     if let Some(v) = &exec.view {
         let _ = v.send(outcome.snapshot.clone());
     }
-    if let Some(e) = exec.sink.first_error {
-        anyhow::bail!(
-            "{e}; measuring went on, but the run directory is incomplete ({} writes failed)",
-            exec.sink.failures
-        );
+    if let Some(message) = exec.sink.first_error {
+        return Err(IncompleteRunDir {
+            message,
+            failures: exec.sink.failures,
+            outcome: Box::new(outcome),
+        }
+        .into());
     }
     Ok(outcome)
+}
+
+/// The run measured to its end, but its run directory could not be fully written (a full
+/// disk...): the outcome is still there to show, and the process must still fail.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}; measuring went on, but the run directory is incomplete ({failures} writes failed): free space or choose another --out")]
+pub struct IncompleteRunDir {
+    /// The first write error, with the file and the OS's reason.
+    pub message: String,
+    /// Writes that failed in all.
+    pub failures: u64,
+    pub outcome: Box<RunOutcome>,
 }
 
 fn recycle(pool: &crate::collector::BatchPool, ev: ReceiverEvent) {

@@ -104,17 +104,23 @@ impl RunSink for DirSink {
             .collect();
         let summary_due = now_ns - self.last_summary_ns >= SUMMARY_PERIOD_NS;
         let w = self.writer()?;
-        for e in &events {
-            w.event(e).map_err(io)?;
-        }
-        w.snapshot(s).map_err(io)?;
-        w.flush().map_err(io)?;
+        // One failing file (a full disk) does not stop the others: every step is tried and
+        // the first error returned, so the interim summary still lands when it can.
+        let written = events
+            .iter()
+            .try_for_each(|e| w.event(e))
+            .and_then(|()| w.snapshot(s));
+        let flushed = w.flush();
+        let summary = if summary_due {
+            w.write_summary(s, sessions, None, None).map(drop)
+        } else {
+            Ok(())
+        };
         if summary_due {
-            w.write_summary(s, sessions, None, None).map_err(io)?;
             self.last_summary_ns = now_ns;
         }
         self.prev = Some(s.clone());
-        Ok(())
+        written.and(flushed).and(summary).map_err(io)
     }
 
     fn finish(&mut self, outcome: &RunOutcome) -> std::io::Result<()> {
@@ -122,16 +128,15 @@ impl RunSink for DirSink {
             return Ok(());
         };
         let (s, reason) = (&outcome.snapshot, &outcome.reason);
-        w.snapshot(s).map_err(io)?;
-        w.event(&Event::at(
+        let series = w.snapshot(s);
+        let ended = w.event(&Event::at(
             s,
             EventKind::RunEnded,
             None,
             format!("run ended: {reason}"),
-        ))
-        .map_err(io)?;
-        w.finish(s, &outcome.sessions, s.taken_unix_s, Some(&outcome.verdict))
-            .map_err(io)?;
-        Ok(())
+        ));
+        // The final summary is attempted whatever failed before it.
+        let finished = w.finish(s, &outcome.sessions, s.taken_unix_s, Some(&outcome.verdict));
+        series.and(ended).and(finished.map(drop)).map_err(io)
     }
 }
