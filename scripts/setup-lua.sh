@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what the Lua script tests need: Debian's Lua 5.3 interpreter and LuaSocket.
 # CoppeliaSim 4.0-4.10 embeds Lua 5.3 and ships LuaSocket, so the tests run the child script
-# under the same language version and socket library (see /work/shared/coppeliasim-notes.md §1, §4).
+# under the same language version and socket library (see ../shared/coppeliasim-notes.md §1, §4).
 #
 # Idempotent: does nothing when `lua5.3` can already `require("socket")`.
 # Non-interactive: meant for CI (root, fresh Debian, no stdin); uses sudo when not root.

@@ -1,6 +1,6 @@
 //! Numeric constants a remote client needs, and the simulation state as a type.
 //!
-//! Values from `/work/shared/coppeliasim-notes.md` §6 (read from CoppeliaSim's public
+//! Values from `../shared/coppeliasim-notes.md` §6 (read from CoppeliaSim's public
 //! headers; identical in 4.3–4.10).
 
 use std::fmt;

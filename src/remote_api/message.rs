@@ -1,7 +1,7 @@
 //! Protocol-2 messages as CBOR maps: built and parsed by pure functions (bytes in, values
 //! out), so they can be fuzzed and never panic on what a server sends.
 //!
-//! Shapes from `/work/shared/coppeliasim-notes.md` §5 and the public ZMQ remote API add-on
+//! Shapes from `../shared/coppeliasim-notes.md` §5 and the public ZMQ remote API add-on
 //! (`CoppeliaRobotics/zmqRemoteApi`, "ZMQ remote API server.lua").
 
 use ciborium::Value;

@@ -11,7 +11,7 @@
 //!   reconnection, events.
 //! - [`fake`]: an in-process fake server (real REP socket) for tests.
 //!
-//! Message shapes and behaviour: `/work/shared/coppeliasim-notes.md` §5–§6.
+//! Message shapes and behaviour: `../shared/coppeliasim-notes.md` §5–§6.
 
 pub mod backoff;
 pub mod client;
