@@ -39,7 +39,10 @@ Modes:
   echo{1}       the bridge answers each STAMP with an ECHO; the round trip, measured with this
                 machine's own clock (socket.gettime() - echoed sent_unix_s), rides in the next
                 STAMP's rtt_us. Echoes are read once per pass (never blocking), so rtt_us is
-                an upper bound: it includes the wait until the next pass's poll.
+                an upper bound: it includes the wait until the next pass's poll. Each pass
+                also sends one CLOCK with the four timestamps of the best exchange read (the
+                smallest delay) for the bridge's clock offset estimate; the once-per-pass read
+                widens its bound.
   transport{tcp} the same messages framed as <u32 length LE><payload>; non-blocking connect;
                 reconnects at most once per wall second if the bridge goes away, and sends
                 HELLO again after each reconnect.
@@ -84,7 +87,7 @@ local MAX_READS_PER_PASS = 64 -- bound on datagrams/chunks read per pass
 local LOG_REPEAT_S = 10.0
 
 local FLAG_ECHO, FLAG_TCP, FLAG_THREAD, FLAG_COROUTINE, FLAG_STEPPING = 1, 2, 4, 8, 16
-local KIND_HELLO, KIND_STAMP, KIND_BYE, KIND_ECHO = 1, 2, 3, 4
+local KIND_HELLO, KIND_STAMP, KIND_BYE, KIND_ECHO, KIND_CLOCK = 1, 2, 3, 4, 5
 local ECHO_LEN = 36
 
 local socket -- LuaSocket module, loaded in sysCall_init
@@ -331,19 +334,34 @@ local function bye_msg()
         u32(st.send_errors), u32(st.echoes))
 end
 
--- Handles one ECHO payload: RTT measured with our own clock only.
+-- The four timestamps of one ECHO exchange (NTP's t1..t4) for the bridge's clock offset
+-- estimate: seq, our send time, the bridge's receive and send times, our read time.
+local function clock_msg(c)
+    return string.pack('<c2BBI4I4dddd', 'CB', 1, KIND_CLOCK, st.id, c.seq, c.sent, c.brecv,
+        c.bsend, c.read)
+end
+
+-- Handles one ECHO payload: RTT measured with our own clock only. Of the exchanges read
+-- between two passes, the one with the smallest delay (round trip less the bridge's
+-- turnaround) is kept for the next CLOCK: it bounds the clock offset most tightly.
 local function on_echo(payload)
     if #payload ~= ECHO_LEN then
         return
     end
-    local magic, ver, kind, id, _, sent = string.unpack('<c2BBI4I4d', payload)
+    local magic, ver, kind, id, seq, sent, brecv, bsend = string.unpack('<c2BBI4I4ddd', payload)
     if magic ~= 'CB' or ver ~= 1 or kind ~= KIND_ECHO or id ~= st.id then
         return
     end
-    local rtt = socket.gettime() - sent
+    local now = socket.gettime()
+    local rtt = now - sent
     if rtt == rtt and rtt >= 0 and rtt < 4000 then -- rejects NaN and nonsense
         st.rtt_us = math.min(math.floor(rtt * 1e6 + 0.5), NO_RTT - 1)
         st.echoes = st.echoes + 1
+        local delay = rtt - (bsend - brecv)
+        if not st.clock or delay < st.clock.delay then
+            st.clock = { seq = seq, sent = sent, brecv = brecv, bsend = bsend, read = now,
+                delay = delay }
+        end
     end
 end
 
@@ -748,6 +766,16 @@ local function send_stamp()
     end
 end
 
+-- The best ECHO exchange read since the last pass, if any (echo mode), as one CLOCK: not
+-- counted as a STAMP, and a failed send is not retried (the next exchange will do).
+local function send_clock()
+    local c = st.clock
+    if c then
+        st.clock = nil
+        transport().send(clock_msg(c))
+    end
+end
+
 -- A 4.6+ simulator that never resumed sysCall_thread: fall back to the self-made coroutine.
 local function check_thread_alive()
     if st.mode == 'thread' and not st.thread_ran then
@@ -769,6 +797,7 @@ function sysCall_sensing()
     end
     local ok, err = pcall(function()
         announce_udp_if_recovering()
+        send_clock()
         send_stamp()
     end)
     if not ok then

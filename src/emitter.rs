@@ -5,7 +5,7 @@
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use crate::wire::{flags, Bye, Hello, Message, Stamp, NO_RTT, NO_SEQ};
+use crate::wire::{flags, Bye, Clock, Hello, Message, Stamp, NO_RTT, NO_SEQ};
 
 /// Version number the Lua script sends in HELLO.
 pub const SCRIPT_VERSION: u16 = 1;
@@ -75,6 +75,8 @@ pub struct DummyEmitter {
     stamps_sent: u32,
     send_errors: u32,
     echoes_received: u32,
+    /// The minimum-delay ECHO exchange read since the last CLOCK, as the script keeps it.
+    best_exchange: Option<(Clock, f64)>,
 }
 
 impl DummyEmitter {
@@ -97,6 +99,7 @@ impl DummyEmitter {
             stamps_sent: 0,
             send_errors: 0,
             echoes_received: 0,
+            best_exchange: None,
         }
     }
 
@@ -153,9 +156,28 @@ impl DummyEmitter {
             return None;
         }
         self.echoes_received += 1;
-        let rtt = ((now_unix_s - e.sent_unix_s) * 1e6).clamp(0.0, f64::from(NO_RTT - 1));
-        self.last_rtt_us = rtt as u32;
+        let rtt_s = now_unix_s - e.sent_unix_s;
+        self.last_rtt_us = (rtt_s * 1e6).clamp(0.0, f64::from(NO_RTT - 1)) as u32;
+        let delay_s = rtt_s - (e.bridge_send_unix_s - e.bridge_recv_unix_s);
+        if self.best_exchange.is_none_or(|(_, best)| delay_s < best) {
+            let clock = Clock {
+                dummy_id: self.id,
+                seq: e.seq,
+                sent_unix_s: e.sent_unix_s,
+                bridge_recv_unix_s: e.bridge_recv_unix_s,
+                bridge_send_unix_s: e.bridge_send_unix_s,
+                echo_read_unix_s: now_unix_s,
+            };
+            self.best_exchange = Some((clock, delay_s));
+        }
         Some(self.last_rtt_us)
+    }
+
+    /// The CLOCK message of the minimum-delay ECHO exchange read since the last call (one per
+    /// pass, sent before the pass's STAMP, as the script does); `None` if no ECHO was read.
+    pub fn take_clock(&mut self) -> Option<Vec<u8>> {
+        let (clock, _) = self.best_exchange.take()?;
+        Some(Message::Clock(clock).encode())
     }
 
     /// Last datagram (`sysCall_cleanup`); legacy mode sends none.

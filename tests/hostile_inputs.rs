@@ -324,7 +324,7 @@ fn cell_empty_datagrams() {
 
 #[test]
 fn cell_wrong_versions_and_kinds() {
-    // Version 0, 2 and 255; kind 0, 5 and 255; and an ECHO, which only the bridge sends.
+    // Version 0, 2 and 255; kind 0, 6 and 255; and an ECHO, which only the bridge sends.
     let echo = Message::Echo(Echo {
         dummy_id: 0,
         seq: 1,
@@ -340,7 +340,7 @@ fn cell_wrong_versions_and_kinds() {
             1 => s[2] = 2,
             2 => s[2] = 255,
             3 => s[3] = 0,
-            4 => s[3] = 5,
+            4 => s[3] = 6,
             5 => s[3] = 255,
             _ => s = echo.clone(),
         }

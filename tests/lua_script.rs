@@ -15,7 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use coppelia_bridge::wire::{
-    encode_frame, flags, Bye, Echo, FrameDecoder, Hello, Message, Stamp, DEFAULT_MAX_FRAME, NO_RTT,
+    encode_frame, flags, Bye, Clock, Echo, FrameDecoder, Hello, Message, Stamp, DEFAULT_MAX_FRAME,
+    NO_RTT,
 };
 
 const DT: f64 = 0.05;
@@ -372,6 +373,31 @@ fn check_echo_results(id: u32, msgs: &[Message], passes: u32) {
         echoes >= 1 && echoes <= passes,
         "dummy {id}: echoes_received {echoes}"
     );
+    // At most one CLOCK per pass, each the four timestamps of an exchange of this run: t1 the
+    // echoed STAMP's own send time, t2/t3 the (fake) bridge's, t4 read after t1.
+    let clocks: Vec<&Clock> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Clock(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !clocks.is_empty() && clocks.len() as u32 <= echoes.min(passes),
+        "dummy {id}: {} CLOCKs for {echoes} echoes",
+        clocks.len()
+    );
+    for c in clocks {
+        let stamp = st[c.seq as usize];
+        assert_eq!(c.dummy_id, id);
+        assert_eq!(
+            c.sent_unix_s, stamp.sent_unix_s,
+            "dummy {id}: t1 of seq {}",
+            c.seq
+        );
+        assert!(c.bridge_send_unix_s >= c.bridge_recv_unix_s, "{c:?}");
+        assert!(c.echo_read_unix_s >= c.sent_unix_s, "{c:?}");
+    }
 }
 
 #[test]

@@ -83,6 +83,32 @@ fn detail_pane_of_a_legacy_dummy_says_latency_is_unavailable() {
 }
 
 #[test]
+fn detail_pane_of_an_echo_dummy_shows_its_clock_offset() {
+    let mut snap = sample_run_snapshot();
+    snap.dummies[1].clock = Some(coppelia_bridge::metrics::ClockOffsetStats {
+        offset_s: 0.2,
+        bound_s: 0.0003,
+        min_delay_s: 0.0006,
+        exchanges: 492,
+        window: 64,
+        consistent: true,
+        same_host: false,
+        offset_significant: true,
+        latency_uncertain: true,
+    });
+    let mut state = ViewState::new(snap);
+    state.selected = Some(1);
+    let t = draw(80, 14, |f, a| widgets::render_detail(f, a, &state));
+    let text = format!("{:?}", t.backend());
+    assert!(
+        text.contains(
+            "clock offset 200.000 ms ± 0.300 ms (492 exchanges) · latency vs clock: offset"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn sparklines_draw_the_recorded_history() {
     let state = state_with_history();
     let t = draw(50, 12, |f, a| widgets::render_sparklines(f, a, &state));

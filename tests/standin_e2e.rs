@@ -116,6 +116,51 @@ fn dropped_sends_are_measured_as_loss() {
     );
 }
 
+/// Issue 13 §3 on one machine: the scripts' clock runs 200 ms behind the bridge's
+/// (`--clock-offset -0.2`); with `--echo` each script reports its best ECHO exchange per pass
+/// in a CLOCK message and the bridge's estimate holds the true offset within its bound. The
+/// bound is honest however late the scripts read their echoes (a loaded machine only widens
+/// it), so the only tolerance here is 2 µs of timestamp rounding.
+#[test]
+fn an_unsynchronised_script_clock_is_estimated_from_echo_exchanges() {
+    let _g = serial();
+    let out = run_demo(&[
+        "--duration",
+        "3s",
+        "--dummies",
+        "2",
+        "--dt",
+        "0.01",
+        "--echo",
+        "--clock-offset",
+        "-0.2",
+    ]);
+    assert_eq!(out.snapshot.dummies.len(), 2);
+    for d in &out.snapshot.dummies {
+        let c = d
+            .clock
+            .unwrap_or_else(|| panic!("{}: no clock estimate", d.name));
+        assert!(c.exchanges >= 10, "{}: {c:?}", d.name);
+        assert!(
+            (c.offset_s - 0.2).abs() <= c.bound_s + 2e-6,
+            "{}: the true offset (+0.2 s) lies within the bound: {c:?}",
+            d.name
+        );
+        // Far below the offset: echoes are read once per 10 ms pass, so the bound is a few
+        // ms; 100 ms leaves room for any stall of a loaded machine.
+        assert!(c.bound_s < 0.1, "{}: {c:?}", d.name);
+        assert!(c.offset_significant && c.same_host, "{}: {c:?}", d.name);
+        assert!(!c.latency_uncertain, "one host is never flagged: {c:?}");
+        let p50 = d.latency.as_ref().unwrap().p50_us;
+        assert!(
+            p50 >= 199_000.0,
+            "{}: raw latency contains the offset: {p50}",
+            d.name
+        );
+        assert_eq!(d.loss.as_ref().unwrap().lost, 0, "CLOCK is not a STAMP");
+    }
+}
+
 #[test]
 fn a_two_second_stall_is_the_worst_window_and_flagged() {
     let _g = serial();

@@ -296,6 +296,7 @@ fn drop_fault_reports_success_without_sending() {
     let lua = Lua::new();
     let faults = SocketFaults {
         drop_rate: 1.0,
+        clock_offset_s: 0.0,
         rng: std::rc::Rc::new(std::cell::RefCell::new(rand::rngs::StdRng::seed_from_u64(
             1,
         ))),
@@ -311,4 +312,24 @@ fn drop_fault_reports_success_without_sending() {
     assert_eq!(sent, 4.0);
     let mut buf = [0u8; 8];
     assert!(rx.recv(&mut buf).is_err(), "nothing arrives at drop rate 1");
+}
+
+#[test]
+fn clock_offset_fault_shifts_gettime() {
+    let lua = Lua::new();
+    let faults = SocketFaults {
+        clock_offset_s: -3600.0,
+        ..SocketFaults::none()
+    };
+    register(&lua, faults).unwrap();
+    let t: f64 = lua
+        .load("return require('socket').gettime()")
+        .eval()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // An hour behind; 5 s of slack for a loaded machine between the two reads.
+    assert!((t - (now - 3600.0)).abs() < 5.0, "{t} vs {now}");
 }

@@ -15,7 +15,7 @@ use super::run::{bind_receivers, GateArgs, OutputArgs, Prepared, RunArgs};
 use crate::cli::parse_duration;
 use crate::scene::parse::parse_scene;
 use crate::scene::{generate_scene, SceneOptions};
-use crate::standin::{spawn, Speed, Stall, StandinConfig};
+use crate::standin::{spawn, Speed, Stall, StandinConfig, MAX_CLOCK_OFFSET_S};
 
 /// Flags of `coppelia-bridge demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -47,6 +47,20 @@ pub struct DemoArgs {
     /// Pace of --stepping (0 = as fast as possible).
     #[arg(long, requires = "stepping")]
     pub target_rtf: Option<f64>,
+    /// Every dummy asks for an ECHO per STAMP (echo{1}): round trips and the clock offset
+    /// estimate.
+    #[arg(long)]
+    pub echo: bool,
+    /// Fault: the scripts' clock (socket.gettime) runs this many seconds ahead of the
+    /// bridge's, negative: behind (e.g. -0.25), as on a host whose clock is not synchronised.
+    /// With --echo the bridge estimates it.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.0,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset: f64,
     /// Fault: fraction of the scripts' sends the stand-in drops.
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,
@@ -108,6 +122,11 @@ pub async fn demo_measured(args: &DemoArgs) -> anyhow::Result<DemoOutcome> {
         "--drop-rate is a fraction in [0, 1)"
     );
     anyhow::ensure!(
+        args.clock_offset.is_finite() && args.clock_offset.abs() <= MAX_CLOCK_OFFSET_S,
+        "--clock-offset {}: expected seconds within ±{MAX_CLOCK_OFFSET_S}, e.g. -0.25",
+        args.clock_offset
+    );
+    anyhow::ensure!(
         args.passes_per_frame >= 1,
         "--passes-per-frame must be at least 1"
     );
@@ -153,6 +172,8 @@ fn demo_settings(args: &DemoArgs) -> serde_json::Value {
         "rtf": args.rtf,
         "transport": if args.tcp { "tcp" } else { "udp" },
         "stepping": args.stepping,
+        "echo": args.echo,
+        "clock_offset_s": args.clock_offset,
         "drop_rate": args.drop_rate,
         "passes_per_frame": args.passes_per_frame,
         "stall_at_s": args.stall_at,
@@ -164,6 +185,7 @@ fn standin_config(args: &DemoArgs, bridge_port: u16) -> anyhow::Result<StandinCo
     let xml = generate_scene(&SceneOptions {
         dummies: args.dummies,
         dt_s: args.dt,
+        echo: args.echo,
         ..SceneOptions::default()
     });
     let mut config =
@@ -184,6 +206,7 @@ fn standin_config(args: &DemoArgs, bridge_port: u16) -> anyhow::Result<StandinCo
             .insert("coppelia_bridge.transport".into(), "tcp".into());
     }
     config.faults.drop_rate = args.drop_rate;
+    config.faults.clock_offset_s = args.clock_offset;
     config.faults.passes_per_frame = args.passes_per_frame;
     config.faults.stall = args
         .stall_at

@@ -249,6 +249,9 @@ impl Link {
 
     async fn send_pass(&mut self, step: u32, report: &mut EmitReport) {
         self.ensure_tcp().await;
+        if let Some(clock) = self.dummy.take_clock() {
+            self.send(&clock).await;
+        }
         let stamp = self.dummy.stamp(step, unix_now_s());
         if self.loss.drop_next() {
             report.stamps_skipped += 1;

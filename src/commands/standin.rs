@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use crate::remote_api::ProgramVersion;
 use crate::scene::parse::{parse_scene_for, Scene};
 use crate::standin::api::{V4_10, V4_3};
-use crate::standin::{spawn, Faults, LogSink, Speed, Stall, StandinConfig};
+use crate::standin::{spawn, Faults, LogSink, Speed, Stall, StandinConfig, MAX_CLOCK_OFFSET_S};
 
 /// Flags of `coppelia-bridge standin`.
 #[derive(Debug, clap::Args)]
@@ -62,6 +62,15 @@ pub struct StandinArgs {
     /// Fault: fraction (0..1) of the scripts' UDP sends silently dropped while reporting success.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// Fault: the scripts' clock (socket.gettime) runs this many seconds ahead of this
+    /// host's, negative: behind (e.g. -0.25), as on a host whose clock is not synchronised.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.0,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset: f64,
     /// Seed of the drop-rate random generator.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
@@ -147,6 +156,12 @@ impl StandinArgs {
                 self.drop_rate
             );
         }
+        if !(self.clock_offset.is_finite() && self.clock_offset.abs() <= MAX_CLOCK_OFFSET_S) {
+            bail!(
+                "--clock-offset {}: expected seconds within ±{MAX_CLOCK_OFFSET_S}, e.g. -0.25",
+                self.clock_offset
+            );
+        }
         if self.passes_per_frame == 0 {
             bail!("--passes-per-frame 0: expected at least 1");
         }
@@ -156,6 +171,7 @@ impl StandinArgs {
         };
         Ok(Faults {
             drop_rate: self.drop_rate,
+            clock_offset_s: self.clock_offset,
             seed: self.seed,
             stall,
             crash_at_s: self.crash_script_at,

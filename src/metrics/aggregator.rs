@@ -25,7 +25,7 @@ use crate::event::{
     displayable, Arrival, EventKind, Notice, ReceiverStatus, Refusal, Source, TcpCloseCause,
 };
 use crate::time::UnixNanos;
-use crate::wire::{classify, flags, Datagram, Echo, Hello, Message, Stamp, NO_RTT};
+use crate::wire::{classify, flags, Clock, Datagram, Echo, Hello, Message, Stamp, NO_RTT};
 
 /// Rejected datagrams from one source are logged individually up to this many per window.
 const REJECT_LOG_BURST: u32 = 5;
@@ -437,6 +437,7 @@ impl Aggregator {
             Datagram::V1(Message::Hello(h)) => self.on_hello(h, m, now_ns, out),
             Datagram::V1(Message::Stamp(s)) => self.on_stamp(s, m, now_ns, out),
             Datagram::V1(Message::Bye(b)) => self.on_bye(&b, m, now_ns, out),
+            Datagram::V1(Message::Clock(c)) => self.on_clock(&c, m, now_ns, out),
             Datagram::V1(Message::Echo(_)) => {
                 self.reject(m.source, "unexpected_echo", now_ns, out, || {
                     "ECHO is sent by the bridge, not to it".into()
@@ -677,6 +678,25 @@ impl Aggregator {
                 crate::output::format::count(b.send_errors.into(), "send error"),
                 crate::output::format::count(b.echoes_received.into(), "echo")
             )
+        });
+    }
+
+    /// One ECHO exchange's timestamps, for the dummy's clock offset estimate.
+    fn on_clock(&mut self, c: &Clock, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
+        let id = c.dummy_id;
+        if !self.dummies.contains(id) {
+            return self.reject(m.source, "unknown_dummy", now_ns, out, || {
+                format!("CLOCK for dummy {id}, which never sent a HELLO or STAMP")
+            });
+        }
+        if !self.claim(id, m, now_ns, out) {
+            return;
+        }
+        let Some(Err(e)) = self.dummies.get_mut(id).map(|d| d.on_clock(c)) else {
+            return;
+        };
+        self.reject(m.source, "implausible_clock", now_ns, out, || {
+            format!("CLOCK from dummy {id} (seq {}) refused: {e}", c.seq)
         });
     }
 
@@ -1036,6 +1056,53 @@ mod tests {
         };
         assert_eq!((e.dummy_id, e.seq), (4, 0));
         assert_eq!(a.dummy_ids(), vec![3, 4]);
+    }
+
+    #[test]
+    fn clock_messages_feed_the_offset_estimate_and_bad_ones_are_counted() {
+        let mut a = agg();
+        let from = Source::Udp(([10, 0, 0, 2], 4000).into());
+        let clock = |id: u32, t1_ns: i64, theta_ns: i64| {
+            // 100 µs each way, 20 µs turnaround, read at once; θ = bridge − sender.
+            let s = |ns: i64| ns as f64 / 1e9;
+            Message::Clock(Clock {
+                dummy_id: id,
+                seq: 0,
+                sent_unix_s: s(t1_ns),
+                bridge_recv_unix_s: s(t1_ns + 100_000 + theta_ns),
+                bridge_send_unix_s: s(t1_ns + 120_000 + theta_ns),
+                echo_read_unix_s: s(t1_ns + 220_000),
+            })
+            .encode()
+        };
+        let o = a.handle(msg(from, clock(5, T0, 0), T0), T0);
+        assert!(o.record.is_none() && o.reply.is_none());
+        a.handle(msg(from, hello(5, flags::ECHO), T0), T0);
+        a.handle(msg(from, stamp(5, 0, T0), T0 + 250_000_000), T0 + S);
+        assert_eq!(a.snapshot(T0 + S).dummies[0].clock, None);
+        let o = a.handle(msg(from, clock(5, T0, 250_000_000), T0 + S), T0 + S);
+        assert!(o.record.is_none() && o.reply.is_none(), "not a STAMP");
+        let mut bad = Message::decode(&clock(5, T0, 0)).unwrap();
+        if let Message::Clock(c) = &mut bad {
+            c.echo_read_unix_s = c.sent_unix_s; // a round trip of zero: impossible
+        }
+        a.handle(msg(from, bad.encode(), T0 + S), T0 + S);
+        let snap = a.snapshot(T0 + S);
+        let c = snap.dummies[0].clock.expect("an estimate");
+        assert!((c.offset_s - 0.25).abs() < 1e-6, "{c:?}");
+        assert!((c.bound_s - 101e-6).abs() < 1e-6, "{c:?}");
+        assert_eq!((c.exchanges, c.same_host), (1, false));
+        assert!(
+            c.latency_uncertain,
+            "a 250 ms latency that is all clock offset"
+        );
+        assert_eq!(
+            snap.dummies[0].messages, 1,
+            "CLOCK is not counted as a message"
+        );
+        let reasons = &snap.rejected[0].by_reason;
+        assert_eq!(reasons.get("unknown_dummy"), Some(&1));
+        assert_eq!(reasons.get("implausible_clock"), Some(&1));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! Pure: every time comes in as an argument. Definitions: `docs/METRICS.md`.
 
+use super::clock::{ClockFilter, ExchangeError};
 use super::histogram::LatencyHistogram;
 use super::rtf::RtfTracker;
 use super::seq::SeqTracker;
@@ -10,7 +11,7 @@ use super::{
     DummyInfo, DummySnapshot, DummyState, MetricsConfig, RateStats, RtfStats, Sample,
     SessionRecord, Transport, UnixNanos, WallSource,
 };
-use crate::wire::{Bye, NO_RTT, NO_SEQ};
+use crate::wire::{Bye, Clock, NO_RTT, NO_SEQ};
 
 /// Simulation time going back by more than this (s) is a restart, not rounding.
 const SIM_RESTART_EPS_S: f64 = 1e-9;
@@ -43,6 +44,9 @@ pub struct DummyMetrics {
     last_sim_time_s: Option<f64>,
     last_step: Option<u32>,
     bye: Option<(Bye, UnixNanos)>,
+    /// ECHO exchanges reported by CLOCK messages: a property of the two hosts' clocks, so
+    /// kept across sessions and resets.
+    clock: ClockFilter,
     /// The latest configuration seen, for snapshots taken without one (ended sessions).
     cfg: MetricsConfig,
 }
@@ -84,6 +88,7 @@ impl DummyMetrics {
             last_sim_time_s: None,
             last_step: None,
             bye: None,
+            clock: ClockFilter::default(),
             cfg: cfg.clone(),
         }
     }
@@ -151,11 +156,22 @@ impl DummyMetrics {
         self.bye = Some((*bye, now_ns));
     }
 
+    /// One CLOCK message: an ECHO exchange's four timestamps (refused if impossible).
+    pub fn on_clock(&mut self, clock: &Clock) -> Result<(), ExchangeError> {
+        self.clock.push(clock)
+    }
+
     pub fn snapshot(&self, now_ns: UnixNanos, cfg: &MetricsConfig) -> DummySnapshot {
         // After BYE the dummy's statistics stop at the BYE: a finished dummy is not "stalled".
         let now_ns = self.bye.map_or(now_ns, |(_, at)| now_ns.min(at));
         let rtf = self.rtf_stats(now_ns);
         let off_target = is_off_target(rtf.last_1s, cfg);
+        let latency = self.stats.latency.stats();
+        let same_host = self
+            .info
+            .source
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
         DummySnapshot {
             id: self.info.id,
             name: self.info.name.clone(),
@@ -168,7 +184,10 @@ impl DummyMetrics {
             last_sim_time_s: self.last_sim_time_s,
             last_step: self.last_step,
             rate: self.rate_stats(now_ns, cfg),
-            latency: self.stats.latency.stats(),
+            clock: self
+                .clock
+                .estimate(same_host, latency.as_ref().map(|l| l.p50_us)),
+            latency,
             jitter_rfc3550_us: self.stats.jitter.value(),
             loss: self.stats.seq.as_ref().map(SeqTracker::stats),
             rtt: self.stats.rtt.stats(),

@@ -12,6 +12,7 @@
 //! - `snapshot`: the plain serde types handed to the live view and exporters.
 
 pub mod aggregator;
+pub mod clock;
 mod dummy;
 mod histogram;
 #[cfg(test)]

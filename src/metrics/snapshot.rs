@@ -206,8 +206,43 @@ pub struct DummySnapshot {
     pub rtt: Option<LatencyStats>,
     /// Latencies rejected as negative or implausible ("clocks disagree").
     pub clock_warnings: u64,
+    /// Offset of the sender's clock from the bridge's, from CLOCK messages (ECHO mode);
+    /// `None` without any.
+    #[serde(default)]
+    pub clock: Option<ClockOffsetStats>,
     /// Whether the latest 1 s RTF is off the target by more than the tolerance.
     pub off_target: bool,
+}
+
+/// The offset between a dummy's clock and the bridge's (`metrics::clock`, `docs/METRICS.md`
+/// "Clock offset").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClockOffsetStats {
+    /// Bridge clock − sender clock, s: positive when the sender's clock is behind. Every
+    /// one-way latency of this dummy contains it.
+    pub offset_s: f64,
+    /// The offset is within ± this of `offset_s`, s (half the width of the intersection of
+    /// the window's exchange intervals).
+    pub bound_s: f64,
+    /// Smallest delay (round trip − bridge turnaround) of an exchange in the window, s.
+    pub min_delay_s: f64,
+    /// Exchanges (CLOCK messages) accepted.
+    pub exchanges: u64,
+    /// Exchanges in the window (the newest, at most 64).
+    pub window: u32,
+    /// Whether the window's intervals all overlap; if not (a clock stepped or drifts), the
+    /// estimate is the minimum-delay exchange's alone.
+    pub consistent: bool,
+    /// The sender is on the bridge's machine (loopback): one clock, so the offset is 0 and the
+    /// estimate is a self-check.
+    pub same_host: bool,
+    /// |offset| > bound: the two clocks provably differ, and every raw latency figure is off
+    /// by about `offset_s`.
+    #[serde(default)]
+    pub offset_significant: bool,
+    /// Not the same host and |offset| + bound ≥ half the latency median: the clock alone
+    /// could make up half of the one-way latency figures or more.
+    pub latency_uncertain: bool,
 }
 
 /// One earlier session of a dummy, kept when a new one starts.

@@ -51,6 +51,9 @@ pub enum ColumnId {
     Reordered,
     MissedSteps,
     ClockWarnings,
+    ClockOffset,
+    ClockBound,
+    LatencyClock,
 }
 
 /// Text or numbers: numbers align right, text left.
@@ -150,7 +153,7 @@ impl Column {
 
     pub fn align(&self) -> Align {
         match self.id {
-            C::Target | C::Name | C::Transport | C::State => Align::Left,
+            C::Target | C::Name | C::Transport | C::State | C::LatencyClock => Align::Left,
             _ => Align::Right,
         }
     }
@@ -293,6 +296,9 @@ pub const REPORT_TABLES: &[(&str, &[ColumnId])] = &[
             ColumnId::LatencyMax,
             ColumnId::Jitter,
             ColumnId::ClockWarnings,
+            ColumnId::ClockOffset,
+            ColumnId::ClockBound,
+            ColumnId::LatencyClock,
         ],
     ),
     (
@@ -436,7 +442,30 @@ pub static COLUMNS: &[Column] = &[
     col(C::ClockWarnings, "clock_warnings", "clock warnings", "clock", "", 0, High,
         "latencies rejected as negative or implausible (clocks disagree)",
         |d| Value::Count(Some(d.clock_warnings))),
+    col(C::ClockOffset, "clock_offset_ms", "clock offset", "offset", "ms", 3, Neutral,
+        "bridge clock − sender clock, from ECHO exchanges (echo{1}); every latency contains it",
+        |d| Value::Number(d.clock.map(|c| c.offset_s * 1e3))),
+    col(C::ClockBound, "clock_offset_bound_ms", "offset ±", "±", "ms", 3, High,
+        "the clock offset is known within ± this (half the tightest exchange interval)",
+        |d| Value::Number(d.clock.map(|c| c.bound_s * 1e3))),
+    col(C::LatencyClock, "latency_vs_clock", "latency vs clock", "lat/clk", "", 0, Neutral,
+        "offset = the clocks provably differ (latency contains the offset); unsure = the clock \
+         could make up half the latency p50 or more; same host = one clock",
+        |d| Value::Text(latency_clock_mark(d).to_owned())),
 ];
+
+/// Whether the one-way latency of `d` can be told from its clock offset: `same host` (one
+/// clock), `offset` (the clocks provably differ), `unsure` (|offset| + bound ≥ half the
+/// latency p50), `ok`, or `-` without an estimate.
+pub fn latency_clock_mark(d: &DummySnapshot) -> &'static str {
+    match d.clock {
+        None => UNAVAILABLE,
+        Some(c) if c.same_host => "same host",
+        Some(c) if c.offset_significant => "offset",
+        Some(c) if c.latency_uncertain => "unsure",
+        Some(_) => "ok",
+    }
+}
 
 /// The text mark of the off-target state: `off`, `ok`, or `-` while the 1 s RTF is
 /// unavailable.
@@ -524,7 +553,7 @@ mod tests {
     use super::*;
     use crate::output::fixtures::sample_run_snapshot;
 
-    const ALL: [ColumnId; 31] = [
+    const ALL: [ColumnId; 34] = [
         C::Target,
         C::Name,
         C::Id,
@@ -556,6 +585,9 @@ mod tests {
         C::Reordered,
         C::MissedSteps,
         C::ClockWarnings,
+        C::ClockOffset,
+        C::ClockBound,
+        C::LatencyClock,
     ];
 
     #[test]

@@ -232,6 +232,7 @@ fn healthy_dummy() -> DummySnapshot {
         }),
         rtt: None,
         clock_warnings: 0,
+        clock: None,
         off_target: false,
     }
 }
@@ -263,6 +264,7 @@ fn off_target_dummy() -> DummySnapshot {
         }),
         rtt: Some(latency(420.0, 2_100.0)),
         clock_warnings: 2,
+        clock: None,
         off_target: true,
     }
 }
@@ -300,6 +302,7 @@ fn legacy_dummy() -> DummySnapshot {
         loss: None,
         rtt: None,
         clock_warnings: 0,
+        clock: None,
         off_target: false,
     }
 }

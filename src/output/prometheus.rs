@@ -464,6 +464,18 @@ fn dummy_counters(e: &mut Exposition, s: &RunSnapshot, base: &str) {
         "Latencies rejected as negative or implausible.",
         &per_dummy(s, base, |d| Some(d.clock_warnings as f64)),
     );
+    e.family(
+        "dummy_clock_offset_seconds",
+        Kind::Gauge,
+        "Bridge clock minus the dummy's clock, from ECHO exchanges (echo mode only).",
+        &per_dummy(s, base, |d| d.clock.map(|c| c.offset_s)),
+    );
+    e.family(
+        "dummy_clock_offset_bound_seconds",
+        Kind::Gauge,
+        "The clock offset is known within plus or minus this.",
+        &per_dummy(s, base, |d| d.clock.map(|c| c.bound_s)),
+    );
 }
 
 /// A failure of the metrics endpoint.

@@ -39,11 +39,17 @@ static PROCESS_CLOCK: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 /// Origin of the stand-in's own log lines.
 const ORIGIN: &str = "standin";
 
+/// Largest `--clock-offset` accepted, s (a day).
+pub const MAX_CLOCK_OFFSET_S: f64 = 86_400.0;
+
 /// Fault injection settings.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     /// Fraction of UDP sends silently dropped (0..=1).
     pub drop_rate: f64,
+    /// The scripts' `socket.gettime()` runs this many seconds ahead of the host's clock
+    /// (negative: behind): a sender host whose clock is not synchronised.
+    pub clock_offset_s: f64,
     /// Seed of the drop RNG.
     pub seed: u64,
     /// One wall stall at a simulation time.
@@ -243,6 +249,7 @@ impl Engine {
         }));
         let faults = SocketFaults {
             drop_rate: config.faults.drop_rate.clamp(0.0, 1.0),
+            clock_offset_s: config.faults.clock_offset_s,
             rng: Rc::new(RefCell::new(rand::rngs::StdRng::seed_from_u64(
                 config.faults.seed,
             ))),

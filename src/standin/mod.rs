@@ -26,6 +26,8 @@ pub mod script;
 pub mod sim_lib;
 pub mod socket_lib;
 
-pub use engine::{spawn, Faults, Standin, StandinConfig, StandinError, Summary};
+pub use engine::{
+    spawn, Faults, Standin, StandinConfig, StandinError, Summary, MAX_CLOCK_OFFSET_S,
+};
 pub use pacing::{Speed, Stall};
 pub use sim_lib::{LogLine, LogSink, DEFAULT_VERSION};

@@ -37,6 +37,8 @@ const NONAME: &str = "host or service not provided, or not known";
 pub struct SocketFaults {
     /// Fraction of UDP sends silently dropped, 0..=1.
     pub drop_rate: f64,
+    /// Added to every `socket.gettime()`, s: the scripts' host clock is off by this much.
+    pub clock_offset_s: f64,
     pub rng: Rc<RefCell<StdRng>>,
 }
 
@@ -46,6 +48,7 @@ impl SocketFaults {
         use rand::SeedableRng;
         SocketFaults {
             drop_rate: 0.0,
+            clock_offset_s: 0.0,
             rng: Rc::new(RefCell::new(StdRng::seed_from_u64(0))),
         }
     }
@@ -329,7 +332,11 @@ pub fn register(lua: &Lua, faults: SocketFaults) -> mlua::Result<Table> {
             lua.create_function(move |lua, ()| new_tcp(lua, domain))?,
         )?;
     }
-    socket.set("gettime", lua.create_function(|_, ()| Ok(unix_time_s()))?)?;
+    let offset = faults.clock_offset_s;
+    socket.set(
+        "gettime",
+        lua.create_function(move |_, ()| Ok(unix_time_s() + offset))?,
+    )?;
     socket.set(
         "sleep",
         lua.create_function(|_, n: f64| {

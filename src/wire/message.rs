@@ -1,4 +1,4 @@
-//! v1 messages: HELLO, STAMP, BYE, ECHO (see `docs/PROTOCOL.md`).
+//! v1 messages: HELLO, STAMP, BYE, ECHO, CLOCK (see `docs/PROTOCOL.md`).
 
 use thiserror::Error;
 
@@ -16,6 +16,8 @@ pub const STAMP_LEN: usize = 36;
 pub const BYE_LEN: usize = 24;
 /// ECHO length.
 pub const ECHO_LEN: usize = 36;
+/// CLOCK length.
+pub const CLOCK_LEN: usize = 44;
 /// Longest dummy name in a HELLO, bytes.
 pub const MAX_NAME_LEN: usize = 64;
 /// `rtt_us` value meaning "no round trip measured yet".
@@ -27,6 +29,7 @@ const KIND_HELLO: u8 = 1;
 const KIND_STAMP: u8 = 2;
 const KIND_BYE: u8 = 3;
 const KIND_ECHO: u8 = 4;
+const KIND_CLOCK: u8 = 5;
 
 /// HELLO flag bits.
 pub mod flags {
@@ -85,6 +88,23 @@ pub struct Echo {
     pub bridge_send_unix_s: f64,
 }
 
+/// Dummy → bridge: the four timestamps of one ECHO exchange (NTP's t1–t4), from which the
+/// bridge estimates the offset between its clock and the sender's (`metrics::clock`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clock {
+    pub dummy_id: u32,
+    /// Seq of the STAMP the ECHO acknowledged.
+    pub seq: u32,
+    /// t1: the STAMP's `sent_unix_s` (sender's clock).
+    pub sent_unix_s: f64,
+    /// t2: when the bridge received that STAMP (bridge's clock), copied from the ECHO.
+    pub bridge_recv_unix_s: f64,
+    /// t3: when the bridge sent the ECHO (bridge's clock), copied from the ECHO.
+    pub bridge_send_unix_s: f64,
+    /// t4: when the sender read the ECHO (sender's clock).
+    pub echo_read_unix_s: f64,
+}
+
 /// Any v1 message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
@@ -92,6 +112,7 @@ pub enum Message {
     Stamp(Stamp),
     Bye(Bye),
     Echo(Echo),
+    Clock(Clock),
 }
 
 /// Why a v1 message was rejected. Each variant is counted separately.
@@ -153,6 +174,7 @@ impl Message {
             KIND_STAMP => decode_stamp(&mut r),
             KIND_BYE => decode_bye(&mut r),
             KIND_ECHO => decode_echo(&mut r),
+            KIND_CLOCK => decode_clock(&mut r),
             k => Err(DecodeError::UnknownKind(k)),
         }
     }
@@ -208,6 +230,19 @@ impl Message {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
             }
+            Message::Clock(c) => {
+                out.push(KIND_CLOCK);
+                out.extend_from_slice(&c.dummy_id.to_le_bytes());
+                out.extend_from_slice(&c.seq.to_le_bytes());
+                for v in [
+                    c.sent_unix_s,
+                    c.bridge_recv_unix_s,
+                    c.bridge_send_unix_s,
+                    c.echo_read_unix_s,
+                ] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
         }
     }
 
@@ -218,6 +253,7 @@ impl Message {
             Message::Stamp(_) => STAMP_LEN,
             Message::Bye(_) => BYE_LEN,
             Message::Echo(_) => ECHO_LEN,
+            Message::Clock(_) => CLOCK_LEN,
         }
     }
 
@@ -228,6 +264,7 @@ impl Message {
             Message::Stamp(s) => s.dummy_id,
             Message::Bye(b) => b.dummy_id,
             Message::Echo(e) => e.dummy_id,
+            Message::Clock(c) => c.dummy_id,
         }
     }
 }
@@ -324,6 +361,18 @@ fn decode_echo(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
         sent_unix_s: finite(r.f64(), "sent_unix_s")?,
         bridge_recv_unix_s: finite(r.f64(), "bridge_recv_unix_s")?,
         bridge_send_unix_s: finite(r.f64(), "bridge_send_unix_s")?,
+    }))
+}
+
+fn decode_clock(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    expect_len(r.buf, "CLOCK", CLOCK_LEN)?;
+    Ok(Message::Clock(Clock {
+        dummy_id: r.u32(),
+        seq: r.u32(),
+        sent_unix_s: finite(r.f64(), "sent_unix_s")?,
+        bridge_recv_unix_s: finite(r.f64(), "bridge_recv_unix_s")?,
+        bridge_send_unix_s: finite(r.f64(), "bridge_send_unix_s")?,
+        echo_read_unix_s: finite(r.f64(), "echo_read_unix_s")?,
     }))
 }
 
@@ -444,6 +493,44 @@ mod tests {
         assert_eq!(&bytes[12..20], &1.0f64.to_le_bytes());
         assert_eq!(&bytes[28..36], &[0, 0, 0, 0, 0, 0, 0, 0xc0]);
         assert_eq!(Message::decode(&bytes), Ok(echo));
+    }
+
+    #[test]
+    fn clock_matches_protocol_table() {
+        let bytes: Vec<u8> = [
+            &b"CB"[..],
+            &[1, 5],
+            &[3, 0, 0, 0],
+            &[9, 0, 0, 0],
+            &1.5f64.to_le_bytes(),
+            &2.0f64.to_le_bytes(),
+            &2.25f64.to_le_bytes(),
+            &[0, 0, 0, 0, 0, 0, 0x08, 0x40],
+        ]
+        .concat();
+        assert_eq!(bytes.len(), CLOCK_LEN);
+        let clock = Message::Clock(Clock {
+            dummy_id: 3,
+            seq: 9,
+            sent_unix_s: 1.5,
+            bridge_recv_unix_s: 2.0,
+            bridge_send_unix_s: 2.25,
+            echo_read_unix_s: 3.0,
+        });
+        assert_eq!(Message::decode(&bytes), Ok(clock.clone()));
+        assert_eq!(clock.encode(), bytes);
+        let mut nan = bytes.clone();
+        nan[36..44].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert_eq!(
+            Message::decode(&nan),
+            Err(DecodeError::NotFinite {
+                field: "echo_read_unix_s"
+            })
+        );
+        assert!(matches!(
+            Message::decode(&bytes[..43]),
+            Err(DecodeError::BadLength { kind: "CLOCK", .. })
+        ));
     }
 
     #[test]
@@ -589,6 +676,18 @@ mod tests {
                     sent_unix_s: a,
                     bridge_recv_unix_s: b,
                     bridge_send_unix_s: c,
+                })),
+            (
+                any::<[u32; 2]>(),
+                [finite_f64(), finite_f64(), finite_f64(), finite_f64()]
+            )
+                .prop_map(|(ids, t)| Message::Clock(Clock {
+                    dummy_id: ids[0],
+                    seq: ids[1],
+                    sent_unix_s: t[0],
+                    bridge_recv_unix_s: t[1],
+                    bridge_send_unix_s: t[2],
+                    echo_read_unix_s: t[3],
                 })),
         ]
     }

@@ -10,6 +10,6 @@ mod message;
 pub use classify::{classify, Datagram};
 pub use frame::{encode_frame, FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
 pub use message::{
-    flags, Bye, DecodeError, Echo, Hello, Message, Stamp, BYE_LEN, ECHO_LEN, HEADER_LEN,
-    HELLO_MIN_LEN, MAGIC, MAX_NAME_LEN, NO_RTT, NO_SEQ, STAMP_LEN, VERSION,
+    flags, Bye, Clock, DecodeError, Echo, Hello, Message, Stamp, BYE_LEN, CLOCK_LEN, ECHO_LEN,
+    HEADER_LEN, HELLO_MIN_LEN, MAGIC, MAX_NAME_LEN, NO_RTT, NO_SEQ, STAMP_LEN, VERSION,
 };

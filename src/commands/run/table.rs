@@ -16,6 +16,7 @@ pub fn summary_table(s: &RunSnapshot) -> String {
     if s.dummies.is_empty() {
         out.push_str("(no dummy sent anything)\n");
     }
+    clock_lines(&mut out, &s.dummies);
     for r in &s.rejected {
         let reasons: Vec<String> = r
             .by_reason
@@ -72,6 +73,55 @@ pub fn summary_table(s: &RunSnapshot) -> String {
     out
 }
 
+/// Clock lines shown per dummy (echo mode); the rest are in summary.json.
+const CLOCK_LINES: usize = 8;
+
+/// The clock offset of each echo-mode dummy, and which latencies it makes unsure.
+fn clock_lines(out: &mut String, dummies: &[DummySnapshot]) {
+    let clocked: Vec<_> = dummies
+        .iter()
+        .filter_map(|d| d.clock.map(|c| (d, c)))
+        .collect();
+    for (d, c) in clocked.iter().take(CLOCK_LINES) {
+        let mut notes = vec![count(c.exchanges, "exchange")];
+        if c.same_host {
+            notes.push("same host: one clock".into());
+        }
+        if c.offset_significant && !c.same_host {
+            notes.push("clocks differ: every latency contains the offset".into());
+        }
+        if !c.consistent {
+            notes.push("exchanges disagree: a clock stepped or drifts".into());
+        }
+        let _ = writeln!(
+            out,
+            "clock offset {}: {:+.3} ± {:.3} ms ({})",
+            d.name,
+            c.offset_s * 1e3,
+            c.bound_s * 1e3,
+            notes.join(", ")
+        );
+    }
+    if clocked.len() > CLOCK_LINES {
+        let more = clocked.len() - CLOCK_LINES;
+        let _ = writeln!(out, "clock offset: {more} more in summary.json");
+    }
+    let unsure: Vec<&str> = clocked
+        .iter()
+        .filter(|(_, c)| c.latency_uncertain)
+        .map(|(d, _)| d.name.as_str())
+        .collect();
+    if !unsure.is_empty() {
+        let _ = writeln!(
+            out,
+            "latency unsure for {}: |clock offset| + bound ≥ half the latency p50, so the \
+             clock could make up half of the one-way latency or more; synchronise the clocks \
+             (chrony/PTP, docs/REMOTE_HOSTS.md)",
+            unsure.join(", ")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +157,47 @@ mod tests {
             ),
             "{t}"
         );
+    }
+
+    #[test]
+    fn clock_offsets_and_unsure_latencies_are_listed() {
+        let mut s = sample_run_snapshot();
+        let clock = crate::metrics::ClockOffsetStats {
+            offset_s: 0.25,
+            bound_s: 0.0004,
+            min_delay_s: 0.0008,
+            exchanges: 120,
+            window: 64,
+            consistent: true,
+            same_host: false,
+            offset_significant: true,
+            latency_uncertain: true,
+        };
+        s.dummies[0].clock = Some(clock);
+        s.dummies[1].clock = Some(crate::metrics::ClockOffsetStats {
+            same_host: true,
+            latency_uncertain: false,
+            consistent: false,
+            ..clock
+        });
+        let text = summary_table(&s);
+        let (a, b) = (&s.dummies[0].name, &s.dummies[1].name);
+        assert!(
+            text.contains(&format!(
+                "clock offset {a}: +250.000 ± 0.400 ms (120 exchanges, clocks differ: every \
+                 latency contains the offset)\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "clock offset {b}: +250.000 ± 0.400 ms (120 exchanges, same host: one clock, \
+             exchanges disagree: a clock stepped or drifts)\n"
+        )));
+        assert!(
+            text.contains(&format!("latency unsure for {a}: ")),
+            "{text}"
+        );
+        assert!(!text.contains(&format!("unsure for {a}, {b}")));
     }
 
     #[test]

@@ -136,6 +136,19 @@ fn lede(page: &mut String, data: &RunData) {
         );
     }
     let _ = writeln!(page, "<p class=\"lede\">{}{off_text}</p>", escape(&text));
+    let unsure: Vec<&str> = snap
+        .dummies
+        .iter()
+        .filter(|d| d.clock.is_some_and(|c| c.latency_uncertain))
+        .map(|d| d.name.as_str())
+        .collect();
+    if !unsure.is_empty() {
+        let _ = writeln!(
+            page,
+            "<p class=\"note\">Latency unsure for {}: the clock offset estimated from ECHO exchanges (|offset| + bound, columns <i>clock offset</i> and <i>offset ±</i>) is at least half the latency median, so the clock could make up half of the one-way latencies or more. Synchronise the clocks (chrony/PTP).</p>",
+            escape(&unsure.join(", "))
+        );
+    }
     if data.skipped_rows > 0 {
         let _ = writeln!(
             page,

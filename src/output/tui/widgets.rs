@@ -146,6 +146,17 @@ fn run_line(state: &ViewState, info: &RunInfo) -> Line<'static> {
             OFF_TARGET_STYLE,
         ));
     }
+    let unsure = s
+        .dummies
+        .iter()
+        .filter(|d| d.clock.is_some_and(|c| c.latency_uncertain))
+        .count();
+    if unsure > 0 {
+        spans.push(Span::styled(
+            format!(" ({unsure} latency unsure: clock offset)"),
+            OFF_TARGET_STYLE,
+        ));
+    }
     if let Some(st) = s.sim.as_ref().and_then(|sim| sim.stepping.as_ref()) {
         spans.push(format!("  {}", format::stepping(st)).into());
     }
@@ -356,8 +367,10 @@ pub fn render_detail(frame: &mut Frame, area: Rect, state: &ViewState) {
     let block = Block::bordered().title(format!(" {} #{} ", d.name, d.id));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [text, bars] = Layout::vertical([Constraint::Length(5), Constraint::Min(0)]).areas(inner);
-    frame.render_widget(Paragraph::new(detail_lines(d)), text);
+    let lines = detail_lines(d);
+    let [text, bars] =
+        Layout::vertical([Constraint::Length(lines.len() as u16), Constraint::Min(0)]).areas(inner);
+    frame.render_widget(Paragraph::new(lines), text);
     if let Some(lat) = &d.latency {
         frame.render_widget(latency_bars(lat), bars);
     } else {
@@ -392,7 +405,7 @@ fn detail_lines(d: &DummySnapshot) -> Vec<Line<'static>> {
             format!("{v} µs")
         }
     };
-    vec![
+    let mut lines = vec![
         Line::from(format!(
             "{} from {} · session {} · {}",
             d.transport.as_str(),
@@ -422,7 +435,18 @@ fn detail_lines(d: &DummySnapshot) -> Vec<Line<'static>> {
             cell(ColumnId::InterarrivalMax),
             us(d.rtt.as_ref().map(|r| r.p50_us))
         )),
-    ]
+    ];
+    // Echo mode only: the clock offset estimate and what it means for the latency.
+    if let Some(c) = &d.clock {
+        lines.push(Line::from(format!(
+            "clock offset {} ± {} ({} exchanges) · latency vs clock: {}",
+            unit(ColumnId::ClockOffset),
+            unit(ColumnId::ClockBound),
+            c.exchanges,
+            crate::output::columns::latency_clock_mark(d)
+        )));
+    }
+    lines
 }
 
 fn latency_bars(l: &LatencyStats) -> BarChart<'static> {
