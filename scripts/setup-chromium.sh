@@ -14,18 +14,12 @@ if command -v chromium >/dev/null 2>&1; then
     exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo -n"
-else
+. "$(dirname "$0")/lib/apt.sh"
+if ! apt_can_install; then
     echo "setup-chromium: no root or sudo: cannot install chromium; the report's browser smoke test will be skipped" >&2
     exit 0
 fi
-
-export DEBIAN_FRONTEND=noninteractive
-if $SUDO apt-get update </dev/null && \
-   $SUDO apt-get install -y --no-install-recommends chromium </dev/null; then
+if apt_install chromium; then
     echo "setup-chromium: chromium ready ($(chromium --version 2>/dev/null | head -n 1))"
 else
     echo "setup-chromium: apt-get could not install chromium; the report's browser smoke test will be skipped" >&2

@@ -12,18 +12,12 @@ if command -v lua5.3 >/dev/null 2>&1 && lua5.3 -e 'require("socket")' >/dev/null
     exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo -n"
-else
+. "$(dirname "$0")/lib/apt.sh"
+if ! apt_can_install; then
     echo "setup-lua: need root (or sudo) to install lua5.3 and lua-socket with apt-get" >&2
     exit 1
 fi
-
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update </dev/null
-$SUDO apt-get install -y --no-install-recommends lua5.3 lua-socket </dev/null
+apt_install lua5.3 lua-socket
 
 if ! lua5.3 -e 'require("socket")' >/dev/null 2>&1; then
     echo "setup-lua: installed lua5.3 and lua-socket, but lua5.3 still cannot require(\"socket\")" >&2

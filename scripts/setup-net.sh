@@ -12,19 +12,13 @@ if command -v ip >/dev/null 2>&1 && ip -V >/dev/null 2>&1; then
     exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    SUDO="sudo -n"
-else
+. "$(dirname "$0")/lib/apt.sh"
+if ! apt_can_install; then
     echo "setup-net: iproute2 is missing and there is no root or sudo to install it;" \
         "the network-namespace tests will skip (they need root anyway)" >&2
     exit 0
 fi
-
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update </dev/null
-$SUDO apt-get install -y --no-install-recommends iproute2 </dev/null
+apt_install iproute2
 
 if ! ip -V >/dev/null 2>&1; then
     echo "setup-net: installed iproute2, but \`ip -V\` still fails" >&2

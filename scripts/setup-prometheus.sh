@@ -14,18 +14,12 @@ if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1;
     exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo -n"
-else
+. "$(dirname "$0")/lib/apt.sh"
+if ! apt_can_install; then
     echo "setup-prometheus: need root (or sudo) to install prometheus with apt-get" >&2
     exit 1
 fi
-
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update </dev/null
-$SUDO apt-get install -y --no-install-recommends prometheus </dev/null
+apt_install prometheus
 
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
     echo "setup-prometheus: installed the prometheus package, but prometheus/promtool are not on PATH" >&2
