@@ -175,7 +175,19 @@ pub async fn collect_with(
     // after completion"), and after a signal the loop goes on while the driver stops the
     // simulation and the BYEs come in.
     let mut signalled = false;
+    // The end of --duration: one timer, reset when the machine's deadline changes, and
+    // disarmed once it fired (a finished Sleep is ready at once: no busy loop).
+    let mut deadline_timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let (mut deadline_seen, mut deadline_armed) = (None, false);
     while !exec.finish {
+        let deadline = machine.deadline();
+        if deadline != deadline_seen {
+            deadline_seen = deadline;
+            deadline_armed = deadline.is_some();
+            if let Some(at) = deadline {
+                deadline_timer.as_mut().reset(instant_at(at));
+            }
+        }
         tokio::select! {
             ev = rx.recv() => {
                 let now = unix_now_ns();
@@ -192,7 +204,8 @@ pub async fn collect_with(
                 exec.all(machine.on_tick(now), now);
             }
             // The end of --duration, to the millisecond rather than the next tick.
-            _ = until(machine.deadline()) => {
+            _ = &mut deadline_timer, if deadline_armed => {
+                deadline_armed = false;
                 let now = unix_now_ns();
                 exec.all(machine.on_tick(now), now);
             }
@@ -426,13 +439,8 @@ impl GuardedSink {
     }
 }
 
-/// Sleeps until wall time `deadline` (forever without one).
-async fn until(deadline: Option<UnixNanos>) {
-    match deadline {
-        Some(at) => {
-            let left = u64::try_from(at.saturating_sub(unix_now_ns())).unwrap_or(0);
-            tokio::time::sleep(Duration::from_nanos(left)).await;
-        }
-        None => std::future::pending().await,
-    }
+/// The tokio instant of wall time `at` (now, if it has passed).
+fn instant_at(at: UnixNanos) -> tokio::time::Instant {
+    let left = u64::try_from(at.saturating_sub(unix_now_ns())).unwrap_or(0);
+    tokio::time::Instant::now() + Duration::from_nanos(left)
 }
