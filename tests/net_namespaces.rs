@@ -213,19 +213,8 @@ impl Drop for NsBridge {
 }
 
 fn spawn_bridge(ns: &str, extra: &[&str]) -> NsBridge {
-    let mut args = vec![
-        "run",
-        "--no-remote",
-        "--no-out",
-        "--no-tui",
-        "--json-stream",
-        "--print-interval",
-        "1h",
-        "--idle-timeout",
-        "1s",
-        "--duration",
-        "60s",
-    ];
+    let mut args = common::RUN_MEASURE_ONLY.to_vec();
+    args.extend_from_slice(&["--idle-timeout", "1s", "--duration", "60s"]);
     args.extend_from_slice(extra);
     let mut child = bin_in(ns, &args)
         .env("RUST_LOG", "info")

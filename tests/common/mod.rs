@@ -170,20 +170,22 @@ pub fn lua_ready() -> bool {
     ok
 }
 
-/// `coppelia-bridge run --no-remote` on a free loopback port, nothing written, the final
-/// snapshot as the last JSON line of stdout; `extra` adds or overrides flags.
+/// `coppelia-bridge run` measuring only: no remote API, nothing written, no live view, the
+/// final snapshot as the last JSON line of stdout.
+pub const RUN_MEASURE_ONLY: &[&str] = &[
+    "run",
+    "--no-remote",
+    "--no-out",
+    "--no-tui",
+    "--json-stream",
+    "--print-interval",
+    "1h",
+];
+
+/// [`RUN_MEASURE_ONLY`] on a free loopback port; `extra` adds or overrides flags.
 pub fn bridge_no_remote(extra: &[&str]) -> Bridge {
-    let mut args = vec![
-        "run",
-        "--no-remote",
-        "--no-out",
-        "--no-tui",
-        "--json-stream",
-        "--print-interval",
-        "1h",
-        "--listen",
-        "127.0.0.1:0",
-    ];
+    let mut args = RUN_MEASURE_ONLY.to_vec();
+    args.extend_from_slice(&["--listen", "127.0.0.1:0"]);
     args.extend_from_slice(extra);
     Bridge::spawn(&args)
 }
