@@ -1,5 +1,5 @@
 //! Distributions in microseconds: HdrHistogram's buckets (3 significant digits) kept sparse,
-//! with exact count/sum/min/max beside them.
+//! with exact count/sum/min/max beside them, in a fixed bucket budget.
 //!
 //! Used for one-way latency, the script round trip and the remote API round trip.
 //! Definitions: `docs/METRICS.md` "Percentiles".
@@ -12,61 +12,189 @@
 //! unit 1 µs: every value below 2,048 µs exact, above it ≤ 1/1,024 relative error), and so
 //! are the quantiles: a property test compares both on random data, with `hdrhistogram` as
 //! the reference.
+//!
+//! Bucket budget: a distribution never holds more than [`MAX_BUCKETS`] buckets. When a value
+//! would open a bucket beyond the budget, the histogram *coarsens*: it drops one sub-bucket
+//! bit (2^(b−1) sub-buckets instead of 2^b, relative error 2^−(b−2) instead of 2^−(b−1)),
+//! re-keys every bucket it holds and merges their counts, repeating until the new bucket fits.
+//! HdrHistogram's layouts are aligned to powers of two, so a bucket with fewer sub-bucket bits
+//! is exactly the union of buckets with more: the coarsened histogram is the one that would
+//! have been recorded at the coarser precision from the start (tested). The coarsest level,
+//! [`MIN_SUB_BITS`], holds every bucket from 0 to [`MAX_RECORDED_US`] within the budget
+//! (asserted at compile time), so coarsening always ends there at the latest.
 
 use super::LatencyStats;
 
-/// Significant decimal digits kept (relative error ≤ 0.1 %).
+/// Significant decimal digits kept at full precision (relative error ≤ 0.1 %), before any
+/// coarsening.
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// Values are clamped to this many µs (about 71 minutes), so one absurd value cannot make a
 /// bucket key overflow.
 pub const MAX_RECORDED_US: u64 = 1 << 32;
 
-/// log2 of the sub-buckets per bucket: 2^11 = 2,048 ≥ 2 × 10^3 (HdrHistogram's rule for
-/// 3 significant digits).
+/// log2 of the sub-buckets per bucket at full precision: 2^11 = 2,048 ≥ 2 × 10^3
+/// (HdrHistogram's rule for 3 significant digits).
 const SUB_BITS: u32 = 11;
-const SUB_MASK: u64 = (1 << SUB_BITS) - 1;
-/// 64 − SUB_BITS: `bucket(v) = BASE − leading_zeros(v | SUB_MASK)`.
-const BASE: u32 = 64 - SUB_BITS;
 
-/// The bucket of `v`: `(bucket << SUB_BITS) | sub_bucket`, increasing with `v`.
-fn key(v: u64) -> u32 {
-    let bucket = BASE - (v | SUB_MASK).leading_zeros();
-    (bucket << SUB_BITS) | (v >> bucket) as u32
+/// Most buckets one distribution holds: 1,024 × 12 bytes (u32 key + u64 count) = 12 KiB of
+/// heap. A dummy has a latency distribution and possibly an RTT one, so its buckets take at
+/// most 24 KiB, leaving 8 KiB of the 32 KiB-per-dummy goal (docs/PERFORMANCE.md) for the rest
+/// of its state (the RTF window, about 200 samples at 20 Hz, the 512-byte seq bitmap, the
+/// slot). A power of two: the vectors grow by doubling (4, 8, …, 1,024) and never hold more
+/// than 1,024 elements, so their capacity never passes the budget either. At this budget the
+/// coarsest level is 6 sub-bucket bits (897 buckets up to 2^32 µs, relative error 1/32), and a
+/// latency spread over every µs up to 20 ms still keeps 7 bits (591 buckets, 1/64).
+pub const MAX_BUCKETS: usize = 1024;
+
+/// Coarsest sub-bucket bits at [`MAX_BUCKETS`]: every bucket from 0 to [`MAX_RECORDED_US`]
+/// fits the budget (asserted below), so coarsening never needs to go further.
+pub const MIN_SUB_BITS: u32 = 6;
+
+const _: () = assert!(buckets_to_cover(MIN_SUB_BITS) <= MAX_BUCKETS);
+// The floor is the finest level that fits: one bit more would not.
+const _: () = assert!(buckets_to_cover(MIN_SUB_BITS + 1) > MAX_BUCKETS);
+
+/// The bucket of `v` with `sub_bits` sub-bucket bits: `(bucket << sub_bits) | sub_bucket`,
+/// increasing with `v`. Bucket 0 holds 0..2^sub_bits in steps of 1; bucket b ≥ 1 holds
+/// 2^(sub_bits+b−1)..2^(sub_bits+b) in steps of 2^b (sub-buckets 2^(sub_bits−1)..2^sub_bits).
+#[inline]
+const fn key_at(v: u64, sub_bits: u32) -> u32 {
+    let mask = (1u64 << sub_bits) - 1;
+    let bucket = (64 - sub_bits) - (v | mask).leading_zeros();
+    (bucket << sub_bits) | (v >> bucket) as u32
 }
 
-/// Smallest value of bucket `key`.
-fn lowest_equivalent(key: u32) -> u64 {
-    let (bucket, sub) = (key >> SUB_BITS, u64::from(key) & SUB_MASK);
+/// Smallest value of bucket `key` (layout with `sub_bits`).
+const fn lowest_equivalent_at(key: u32, sub_bits: u32) -> u64 {
+    let (bucket, sub) = (key >> sub_bits, key as u64 & ((1u64 << sub_bits) - 1));
     sub << bucket
 }
 
-/// Largest value of bucket `key`.
-fn highest_equivalent(key: u32) -> u64 {
-    lowest_equivalent(key) + (1u64 << (key >> SUB_BITS)) - 1
+/// Largest value of bucket `key` (layout with `sub_bits`).
+fn highest_equivalent_at(key: u32, sub_bits: u32) -> u64 {
+    lowest_equivalent_at(key, sub_bits) + (1u64 << (key >> sub_bits)) - 1
 }
 
-/// Counts of the buckets in use, sorted by key.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The number of buckets from 0 to [`MAX_RECORDED_US`] in the layout with `sub_bits`: all of
+/// bucket 0, half the sub-buckets of each bucket above, up to the key of `MAX_RECORDED_US`.
+/// 23,553 at full precision, 897 at 6 bits, 34 at 1 bit.
+const fn buckets_to_cover(sub_bits: u32) -> usize {
+    let top = key_at(MAX_RECORDED_US, sub_bits);
+    let (bucket, sub) = (top >> sub_bits, top & ((1 << sub_bits) - 1));
+    let half = 1usize << (sub_bits - 1);
+    if bucket == 0 {
+        sub as usize + 1
+    } else {
+        2 * half + (bucket as usize - 1) * half + (sub as usize - half + 1)
+    }
+}
+
+/// Worst-case relative error of a bucket's highest value over any value in it, with
+/// `sub_bits` sub-bucket bits: 2^−(sub_bits−1).
+fn relative_error_at(sub_bits: u32) -> f64 {
+    1.0 / (1u64 << (sub_bits - 1)) as f64
+}
+
+/// Counts of the buckets in use, sorted by key, in the layout with `sub_bits`; at most
+/// `budget` of them.
+#[derive(Debug, Clone, PartialEq)]
 struct Buckets {
     keys: Vec<u32>,
     counts: Vec<u64>,
+    /// Sub-bucket bits of the current layout: [`SUB_BITS`] until the budget forces coarsening.
+    sub_bits: u32,
+    budget: u32,
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self::with_budget(MAX_BUCKETS)
+    }
 }
 
 impl Buckets {
-    fn add(&mut self, key: u32, n: u64) {
-        match self.keys.binary_search(&key) {
-            Ok(i) => self.counts[i] += n,
-            Err(i) => {
-                self.keys.insert(i, key);
-                self.counts.insert(i, n);
+    /// Panics if `budget` cannot hold the coarsest possible layout (1 sub-bucket bit, 34
+    /// buckets up to [`MAX_RECORDED_US`]).
+    fn with_budget(budget: usize) -> Self {
+        assert!(
+            budget >= buckets_to_cover(1) && budget <= u32::MAX as usize,
+            "bucket budget {budget} out of range"
+        );
+        Self {
+            keys: Vec::new(),
+            counts: Vec::new(),
+            sub_bits: SUB_BITS,
+            budget: budget as u32,
+        }
+    }
+
+    /// Adds `n` to the bucket of value `v`; coarsens first if that bucket is new and the
+    /// budget is full. Common case: the bucket exists, one binary search.
+    #[inline]
+    fn record(&mut self, v: u64, n: u64) {
+        loop {
+            let key = key_at(v, self.sub_bits);
+            match self.keys.binary_search(&key) {
+                Ok(i) => {
+                    self.counts[i] += n;
+                    return;
+                }
+                Err(i) if self.keys.len() < self.budget as usize => {
+                    self.keys.insert(i, key);
+                    self.counts.insert(i, n);
+                    return;
+                }
+                // Terminates: at the floor level every possible bucket fits the budget, so a
+                // full budget there means the bucket exists.
+                Err(_) => self.coarsen_to(self.sub_bits - 1),
             }
         }
     }
 
+    /// Adds `n` to the bucket `key` of the full-precision layout (the reference tests use
+    /// HdrHistogram's keys).
+    #[cfg(test)]
+    fn add(&mut self, key: u32, n: u64) {
+        self.record(lowest_equivalent_at(key, SUB_BITS), n);
+    }
+
+    /// Re-keys every bucket into the layout with `sub_bits` (≤ the current one) and merges
+    /// the counts that land in the same bucket. In place, no allocation: keys only move down.
+    #[cold]
+    #[inline(never)]
+    fn coarsen_to(&mut self, sub_bits: u32) {
+        let from = self.sub_bits;
+        assert!(
+            (1..=from).contains(&sub_bits),
+            "cannot coarsen {from} to {sub_bits} sub-bucket bits"
+        );
+        if sub_bits == from {
+            return;
+        }
+        let mut w = 0;
+        for r in 0..self.keys.len() {
+            // A fine bucket lies inside one coarse bucket: its lowest value names it.
+            let key = key_at(lowest_equivalent_at(self.keys[r], from), sub_bits);
+            let count = self.counts[r];
+            if w > 0 && self.keys[w - 1] == key {
+                self.counts[w - 1] += count;
+            } else {
+                self.keys[w] = key;
+                self.counts[w] = count;
+                w += 1;
+            }
+        }
+        self.keys.truncate(w);
+        self.counts.truncate(w);
+        self.sub_bits = sub_bits;
+    }
+
+    /// Forgets every count and returns to full precision (keeps the allocation).
     fn clear(&mut self) {
         self.keys.clear();
         self.counts.clear();
+        self.sub_bits = SUB_BITS;
     }
 
     /// HdrHistogram's `value_at_quantile`: the value of the bucket holding rank
@@ -79,19 +207,22 @@ impl Buckets {
             seen += count;
             if seen >= rank {
                 return if q == 0.0 {
-                    lowest_equivalent(key)
+                    lowest_equivalent_at(key, self.sub_bits)
                 } else {
-                    highest_equivalent(key)
+                    highest_equivalent_at(key, self.sub_bits)
                 };
             }
         }
-        self.keys.last().map_or(0, |&k| highest_equivalent(k))
+        self.keys
+            .last()
+            .map_or(0, |&k| highest_equivalent_at(k, self.sub_bits))
     }
 }
 
 /// A distribution of non-negative durations in µs.
 ///
-/// An unused distribution (e.g. the round trip of a dummy without ECHO) holds no buckets.
+/// An unused distribution (e.g. the round trip of a dummy without ECHO) holds no buckets; a
+/// used one holds at most [`MAX_BUCKETS`].
 #[derive(Debug, Clone, Default)]
 pub struct LatencyHistogram {
     buckets: Buckets,
@@ -106,6 +237,16 @@ impl LatencyHistogram {
         Self::default()
     }
 
+    /// A histogram holding at most `budget` buckets (tests use small ones). Panics below 34,
+    /// the buckets of the coarsest possible layout.
+    #[cfg(test)]
+    pub(crate) fn with_budget(budget: usize) -> Self {
+        Self {
+            buckets: Buckets::with_budget(budget),
+            ..Self::default()
+        }
+    }
+
     /// Records one value in µs. Negative or non-finite values are refused (returns `false`):
     /// callers decide what such a value means (e.g. "clocks disagree").
     pub fn record(&mut self, us: f64) -> bool {
@@ -114,7 +255,7 @@ impl LatencyHistogram {
         }
         // Rounded to whole µs: the buckets' unit. Exact value kept in sum/min/max.
         let v = (us.round() as u64).min(MAX_RECORDED_US);
-        self.buckets.add(key(v), 1);
+        self.buckets.record(v, 1);
         if self.count == 0 {
             self.min_us = us;
             self.max_us = us;
@@ -148,19 +289,33 @@ impl LatencyHistogram {
         }
     }
 
-    /// Buckets in use (memory is about 12 bytes each).
+    /// Buckets in use (memory is about 12 bytes each), at most [`MAX_BUCKETS`].
     pub fn buckets_in_use(&self) -> usize {
         self.buckets.keys.len()
     }
 
+    /// Sub-bucket bits of the current layout: 11 (3 significant digits) until the bucket
+    /// budget forced coarsening, then fewer, down to [`MIN_SUB_BITS`].
+    pub fn sub_bucket_bits(&self) -> u32 {
+        self.buckets.sub_bits
+    }
+
+    /// Worst-case relative error of the percentiles in [`Self::stats`] at the current
+    /// precision: a percentile is at most this fraction above the exact nearest-rank value
+    /// (and never below it). 1/1,024 at full precision, 1/32 at the floor. Values below
+    /// 2^sub_bucket_bits µs are exact.
+    pub fn relative_error(&self) -> f64 {
+        relative_error_at(self.buckets.sub_bits)
+    }
+
     /// Count, exact min/mean/max, and the fixed percentiles (p50, p90, p99, p99.9);
-    /// `None` when nothing was recorded.
+    /// `None` when nothing was recorded. The percentiles' precision: [`Self::relative_error`].
     pub fn stats(&self) -> Option<LatencyStats> {
         if self.count == 0 {
             return None;
         }
-        // A bucket reports its highest equivalent value (≤ 0.1 % above the true value);
-        // never report a percentile above the exact maximum.
+        // A bucket reports its highest equivalent value (at most `relative_error()` above the
+        // true value); never report a percentile above the exact maximum.
         // The quantile is nudged down by one part in 10¹²: the rank is ceil(q·n), and
         // 0.999 · 1000 rounds to 999.0000000000001 in binary floating point, which would pick
         // the 1000th value instead of the 999th (nearest rank).
@@ -180,13 +335,21 @@ impl LatencyHistogram {
         })
     }
 
-    /// Adds every value of `other` (e.g. to summarise all dummies together).
+    /// Adds every value of `other` (e.g. to summarise all dummies together). If `other` is
+    /// coarser, this histogram is coarsened to its precision first; the result is then
+    /// recorded within this histogram's budget (which may coarsen it further).
     pub fn merge(&mut self, other: &LatencyHistogram) {
         if other.count == 0 {
             return;
         }
+        let theirs = other.buckets.sub_bits;
+        if theirs < self.buckets.sub_bits {
+            self.buckets.coarsen_to(theirs);
+        }
         for (&key, &count) in other.buckets.keys.iter().zip(&other.buckets.counts) {
-            self.buckets.add(key, count);
+            // Their bucket lies inside one of ours: its lowest value names it.
+            self.buckets
+                .record(lowest_equivalent_at(key, theirs), count);
         }
         if self.count == 0 {
             self.min_us = other.min_us;
@@ -199,7 +362,8 @@ impl LatencyHistogram {
         self.sum_us += other.sum_us;
     }
 
-    /// Forgets every value (keeps the allocation).
+    /// Forgets every value and returns to full precision (keeps the allocation, at most
+    /// [`MAX_BUCKETS`] buckets' worth).
     pub fn reset(&mut self) {
         self.buckets.clear();
         self.count = 0;
@@ -212,6 +376,43 @@ impl LatencyHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Full-precision bucket of `v` (HdrHistogram's key with 3 significant digits).
+    fn key(v: u64) -> u32 {
+        key_at(v, SUB_BITS)
+    }
+
+    fn lowest_equivalent(key: u32) -> u64 {
+        lowest_equivalent_at(key, SUB_BITS)
+    }
+
+    fn highest_equivalent(key: u32) -> u64 {
+        highest_equivalent_at(key, SUB_BITS)
+    }
+
+    /// Buckets recorded at `sub_bits` from the start, with no budget to force coarsening.
+    fn fixed_precision(values: &[u64], sub_bits: u32) -> Buckets {
+        let mut b = Buckets::with_budget(u32::MAX as usize);
+        b.coarsen_to(sub_bits);
+        for &v in values {
+            b.record(v.min(MAX_RECORDED_US), 1);
+        }
+        b
+    }
+
+    /// Nearest rank: the ⌈per_mille · n / 1000⌉-th smallest value, in integers.
+    fn nearest_rank(sorted: &[u64], per_mille: u64) -> u64 {
+        let rank = (per_mille * sorted.len() as u64).div_ceil(1000).max(1);
+        sorted[(rank - 1) as usize]
+    }
+
+    /// Small deterministic generator (xorshift) for the spread-out tests.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
 
     #[test]
     fn empty_has_no_stats() {
@@ -337,6 +538,243 @@ mod tests {
             h.record(f64::from(5 + k % 40));
         }
         assert_eq!(h.buckets_in_use(), 40);
+    }
+
+    #[test]
+    fn floor_layout_fits_the_budget() {
+        assert_eq!(buckets_to_cover(SUB_BITS), 23_553);
+        assert_eq!(buckets_to_cover(MIN_SUB_BITS), 897);
+        assert_eq!(buckets_to_cover(1), 34);
+        // One value at each end of every bucket of the floor layout, 0 to 2^32: more than
+        // 7 bits can hold in the budget, exactly one bucket each at 6 bits.
+        let mut h = LatencyHistogram::new();
+        let mut values = Vec::new();
+        let mut k = key_at(0, MIN_SUB_BITS);
+        while lowest_equivalent_at(k, MIN_SUB_BITS) <= MAX_RECORDED_US {
+            if key_at(lowest_equivalent_at(k, MIN_SUB_BITS), MIN_SUB_BITS) == k {
+                let lo = lowest_equivalent_at(k, MIN_SUB_BITS);
+                let hi = highest_equivalent_at(k, MIN_SUB_BITS).min(MAX_RECORDED_US);
+                values.extend([lo, hi]);
+            }
+            k += 1;
+        }
+        for &v in &values {
+            assert!(h.record(v as f64));
+            assert!(h.buckets_in_use() <= MAX_BUCKETS);
+        }
+        assert_eq!(h.sub_bucket_bits(), MIN_SUB_BITS);
+        assert_eq!(h.buckets_in_use(), buckets_to_cover(MIN_SUB_BITS));
+        assert_eq!(h.relative_error(), 1.0 / 32.0);
+        // Never more than the budget allocated either (the vectors grow by doubling).
+        assert!(h.buckets.keys.capacity() <= MAX_BUCKETS);
+        assert!(h.buckets.counts.capacity() <= MAX_BUCKETS);
+        // Further values, even absurd ones, find their bucket.
+        for v in [0.0, 1.0, 1e5, 1e9, 1e300] {
+            assert!(h.record(v));
+        }
+        assert_eq!(h.sub_bucket_bits(), MIN_SUB_BITS);
+        assert_eq!(h.len(), values.len() as u64 + 5);
+    }
+
+    #[test]
+    fn coarser_layouts_match_hdrhistogram_with_fewer_digits() {
+        // HdrHistogram with 2 significant digits has 256 sub-buckets (8 bits), with 1 digit
+        // 32 (5 bits): the same bucket edges as ours coarsened to those levels.
+        for (digits, sub_bits) in [(2u8, 8u32), (1, 5)] {
+            let reference = hdrhistogram::Histogram::<u64>::new(digits).unwrap();
+            let mut state = 0x9E37_79B9_7F4A_7C15;
+            for i in 0..5_000u64 {
+                let v = if i < 600 {
+                    i
+                } else {
+                    xorshift(&mut state) % (1 << (i % 33))
+                };
+                let k = key_at(v, sub_bits);
+                let lo = lowest_equivalent_at(k, sub_bits);
+                assert_eq!(lo, reference.lowest_equivalent(v), "{v} at {digits}");
+                assert_eq!(
+                    highest_equivalent_at(k, sub_bits),
+                    reference.highest_equivalent(v),
+                    "{v} at {digits}"
+                );
+                // A full-precision bucket lies inside the coarse bucket of its lowest value.
+                let fine = key(v);
+                assert_eq!(key_at(lowest_equivalent(fine), sub_bits), k);
+                assert_eq!(key_at(highest_equivalent(fine), sub_bits), k);
+            }
+        }
+    }
+
+    #[test]
+    fn every_us_to_2_s_and_huge_values_stay_in_budget() {
+        let mut values: Vec<u64> = (1..=2_000_000).collect();
+        // 2,000 values spread geometrically from 2 s to 2^32 µs, and a few absurd ones.
+        let ratio = (MAX_RECORDED_US as f64 / 2e6).powf(1.0 / 2_000.0);
+        values.extend((1..=2_000).map(|i| ((2e6 * ratio.powi(i)) as u64).min(MAX_RECORDED_US)));
+        let mut h = LatencyHistogram::new();
+        for &v in &values {
+            assert!(h.record(v as f64));
+        }
+        for us in [1e10, 1e15, 1e300] {
+            assert!(h.record(us));
+            values.push(MAX_RECORDED_US); // clamped inside the buckets
+        }
+        assert!(h.buckets_in_use() <= MAX_BUCKETS, "{}", h.buckets_in_use());
+        assert!(h.sub_bucket_bits() >= MIN_SUB_BITS);
+        let err = h.relative_error();
+        assert!(err <= 1.0 / 32.0);
+        values.sort_unstable();
+        let s = h.stats().unwrap();
+        assert_eq!(s.count, values.len() as u64);
+        assert_eq!((s.min_us, s.max_us), (1.0, 1e300));
+        for (pm, got) in [
+            (500, s.p50_us),
+            (900, s.p90_us),
+            (990, s.p99_us),
+            (999, s.p999_us),
+        ] {
+            let want = nearest_rank(&values, pm) as f64;
+            assert!(
+                got >= want && got <= want * (1.0 + err),
+                "p{pm}: {got} vs exact {want} (relative error {err})"
+            );
+        }
+        // Every per-mille quantile, through the buckets directly.
+        for pm in 1..=1000u64 {
+            let q = pm as f64 / 1000.0 * (1.0 - 1e-12);
+            let got = h.buckets.value_at_quantile(q, h.len()) as f64;
+            let want = nearest_rank(&values, pm) as f64;
+            assert!(
+                got >= want && got <= want * (1.0 + err),
+                "q {pm}‰: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn dense_20_ms_spread_keeps_7_bits() {
+        let mut h = LatencyHistogram::new();
+        for v in 0..=20_000u32 {
+            h.record(f64::from(v));
+        }
+        assert_eq!(h.sub_bucket_bits(), 7);
+        // 0..127 one each, 7 powers of two of 64, then 16,384..20,000 in steps of 256.
+        assert_eq!(h.buckets_in_use(), 128 + 7 * 64 + 15);
+        assert_eq!(h.relative_error(), 1.0 / 64.0);
+    }
+
+    #[test]
+    fn reset_returns_to_full_precision() {
+        let mut h = LatencyHistogram::with_budget(100);
+        for v in 0..10_000u32 {
+            h.record(f64::from(v));
+        }
+        assert!(h.sub_bucket_bits() < SUB_BITS);
+        let cap = h.buckets.keys.capacity();
+        h.reset();
+        assert_eq!(h.sub_bucket_bits(), SUB_BITS);
+        assert_eq!((h.buckets_in_use(), h.buckets.keys.capacity()), (0, cap));
+        h.record(2049.0);
+        assert_eq!(h.stats().unwrap().p50_us, 2049.0);
+    }
+
+    /// Two histograms over disjoint random halves of `values`, one with a small budget.
+    fn split(values: &[u64], budget: usize) -> (LatencyHistogram, LatencyHistogram) {
+        let (mut fine, mut coarse) = (
+            LatencyHistogram::new(),
+            LatencyHistogram::with_budget(budget),
+        );
+        for (i, &v) in values.iter().enumerate() {
+            if i % 2 == 0 {
+                fine.record(v as f64);
+            } else {
+                coarse.record(v as f64);
+            }
+        }
+        (fine, coarse)
+    }
+
+    #[test]
+    fn merge_coarsens_the_finer_to_the_coarser() {
+        let mut state = 7;
+        let values: Vec<u64> = (0..3_000)
+            .map(|_| xorshift(&mut state) % 3_000_000)
+            .collect();
+        let all_exact = |h: &LatencyHistogram| {
+            let min = *values.iter().min().unwrap() as f64;
+            let max = *values.iter().max().unwrap() as f64;
+            let sum: u64 = values.iter().sum();
+            let s = h.stats().unwrap();
+            assert_eq!(
+                (s.count, s.min_us, s.max_us),
+                (values.len() as u64, min, max)
+            );
+            assert!((s.mean_us - sum as f64 / values.len() as f64).abs() < 1e-6);
+        };
+        // Fine into coarse: stays at the coarse precision (within its budget).
+        let (fine, mut coarse) = split(&values, 200);
+        let coarse_bits = coarse.sub_bucket_bits();
+        assert!(coarse_bits < fine.sub_bucket_bits());
+        coarse.merge(&fine);
+        assert!(coarse.sub_bucket_bits() <= coarse_bits);
+        assert!(coarse.buckets_in_use() <= 200);
+        let b = fixed_precision(&values, coarse.sub_bucket_bits());
+        assert_eq!(
+            (&coarse.buckets.keys, &coarse.buckets.counts),
+            (&b.keys, &b.counts)
+        );
+        all_exact(&coarse);
+        // Coarse into fine: the fine one drops to the coarse precision first.
+        let (mut fine, coarse) = split(&values, 200);
+        fine.merge(&coarse);
+        assert_eq!(fine.sub_bucket_bits(), coarse.sub_bucket_bits());
+        let b = fixed_precision(&values, fine.sub_bucket_bits());
+        assert_eq!(
+            (&fine.buckets.keys, &fine.buckets.counts),
+            (&b.keys, &b.counts)
+        );
+        all_exact(&fine);
+        // Same quantiles as one histogram recorded at that precision.
+        for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(
+                fine.buckets.value_at_quantile(q, fine.len()),
+                b.value_at_quantile(q, values.len() as u64)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Coarsening under a small budget gives exactly the buckets (and so the quantiles)
+        /// that recording at the final precision from the start gives.
+        #[test]
+        fn coarsened_equals_recorded_at_final_precision(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![0u64..3_000, 0u64..5_000_000, 0u64..=MAX_RECORDED_US],
+                1..1500,
+            ),
+            budget in 34usize..300,
+            qs in proptest::collection::vec(0.0f64..=1.0, 1..8),
+        ) {
+            let mut h = LatencyHistogram::with_budget(budget);
+            for &v in &values {
+                h.record(v as f64);
+                proptest::prop_assert!(h.buckets_in_use() <= budget);
+            }
+            let bits = h.sub_bucket_bits();
+            let reference = fixed_precision(&values, bits);
+            proptest::prop_assert_eq!(&h.buckets.keys, &reference.keys);
+            proptest::prop_assert_eq!(&h.buckets.counts, &reference.counts);
+            // Coarsened only as far as needed: one bit finer would not fit.
+            if bits < SUB_BITS {
+                proptest::prop_assert!(fixed_precision(&values, bits + 1).keys.len() > budget);
+            }
+            for q in qs {
+                proptest::prop_assert_eq!(
+                    h.buckets.value_at_quantile(q, h.len()),
+                    reference.value_at_quantile(q, values.len() as u64)
+                );
+            }
+        }
     }
 
     proptest::proptest! {

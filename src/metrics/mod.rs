@@ -6,7 +6,8 @@
 //! - `dummy`: [`DummyMetrics`], everything about one dummy, its sessions and warm-up.
 //! - `rtf`: [`RtfTracker`], RTF windows and rates on one (wall, sim) timeline; also used by the
 //!   remote-API poller for the global simulation RTF.
-//! - `histogram`: [`LatencyHistogram`], µs distributions (hdrhistogram, 3 significant digits).
+//! - `histogram`: [`LatencyHistogram`], µs distributions (hdrhistogram, 3 significant digits,
+//!   coarsened when needed to stay within [`MAX_BUCKETS`] buckets).
 //! - `seq`: [`SeqTracker`], loss / duplicates / reordering / missed steps with wrap-around.
 //! - `spread`: [`Spread`] (Welford mean/min/max/std dev) and [`Rfc3550Jitter`].
 //! - `snapshot`: the plain serde types handed to the live view and exporters.
@@ -27,7 +28,7 @@ mod spread;
 mod table;
 
 pub use dummy::{DummyMetrics, RecordOutcome};
-pub use histogram::{LatencyHistogram, MAX_RECORDED_US, SIGNIFICANT_DIGITS};
+pub use histogram::{LatencyHistogram, MAX_BUCKETS, MAX_RECORDED_US, SIGNIFICANT_DIGITS};
 pub use rtf::{
     RtfTracker, LONG_WINDOW_NS, MAX_POINTS, MERGE_SPACING_NS, MIN_TOTAL_SPAN_NS, SHORT_WINDOW_NS,
 };
