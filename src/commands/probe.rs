@@ -276,6 +276,7 @@ mod tests {
                 p99_us: 300.0,
                 p999_us: 450.0,
                 max_us: 1200.0,
+                relative_error: 1.0 / 1024.0,
             }),
             measured_s: 0.25,
         };

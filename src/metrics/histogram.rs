@@ -332,6 +332,7 @@ impl LatencyHistogram {
             p99_us: at(99.0),
             p999_us: at(99.9),
             max_us: self.max_us,
+            relative_error: self.relative_error(),
         })
     }
 

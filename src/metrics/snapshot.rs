@@ -101,6 +101,17 @@ pub struct LatencyStats {
     pub p99_us: f64,
     pub p999_us: f64,
     pub max_us: f64,
+    /// Largest relative error of the percentiles (`p50_us` ... `p999_us` are at most this
+    /// share above the exact value): 1/1,024 at full precision, up to 1/32 after the bucket
+    /// budget coarsened the distribution (docs/METRICS.md, "Percentiles").
+    #[serde(default = "full_precision")]
+    pub relative_error: f64,
+}
+
+/// The percentiles' relative error at full precision, for summaries written before
+/// `relative_error` existed.
+fn full_precision() -> f64 {
+    crate::metrics::LatencyHistogram::new().relative_error()
 }
 
 /// Mean / min / max / standard deviation of a series, in milliseconds.

@@ -173,6 +173,7 @@ fn latency(p50_us: f64, max_us: f64) -> LatencyStats {
         p90_us: p50_us * 1.6,
         p99_us: p50_us * 3.0,
         p999_us: p50_us * 5.0,
+        relative_error: 1.0 / 1024.0,
         max_us,
     }
 }

@@ -6,6 +6,10 @@ use super::timeline::{empty_window_gap_ns, Decimator, WindowRtf, WindowValue};
 use crate::metrics::{RtfTracker, WallSource};
 
 const MS: i64 = 1_000_000;
+/// Run start of the synthetic timelines: a whole second after the epoch, so a reordered first
+/// sample can precede the origin without going before the epoch (the tracker clamps sender
+/// clocks into 0..2⁶² ns: `metrics/rtf.rs`, `clamp_wall`).
+const ORIGIN: i64 = 1000 * MS;
 
 /// Samples as (wall ns, sim s): increments of wall (some reordered back), of sim.
 fn timeline() -> impl Strategy<Value = Vec<(i64, f64)>> {
@@ -19,7 +23,7 @@ fn timeline() -> impl Strategy<Value = Vec<(i64, f64)>> {
         2..300,
     )
     .prop_map(|steps| {
-        let (mut wall, mut sim) = (5 * MS, 0.0);
+        let (mut wall, mut sim) = (ORIGIN + 5 * MS, 0.0);
         steps
             .into_iter()
             .map(|(dt_ms, dsim, back, stall)| {
@@ -37,11 +41,12 @@ fn timeline() -> impl Strategy<Value = Vec<(i64, f64)>> {
     })
 }
 
-/// The definition, computed from all samples at once.
+/// The definition, computed from all samples at once (window k: (k−1)·W .. k·W after
+/// [`ORIGIN`]).
 fn naive(w: i64, samples: &[(i64, f64)]) -> Vec<(i64, f64)> {
     // Samples older than the newest so far are ignored.
     let mut kept: Vec<(i64, f64)> = Vec::new();
-    for &s in samples {
+    for s in samples.iter().map(|&(t, sim)| (t - ORIGIN, sim)) {
         if kept.last().is_none_or(|l| s.0 >= l.0) {
             kept.push(s);
         }
@@ -89,7 +94,7 @@ fn the_empty_window_threshold_is_the_worst_1s_rule_at_one_second() {
 }
 
 fn streamed(w: i64, samples: &[(i64, f64)]) -> Vec<WindowValue> {
-    let mut r = WindowRtf::new(w, 0);
+    let mut r = WindowRtf::new(w, ORIGIN);
     let mut out = Vec::new();
     for &(t, sim) in samples {
         r.push(t, sim, &mut |v| out.push(v));
@@ -112,7 +117,7 @@ proptest! {
 
     #[test]
     fn worst_one_second_window_is_the_trackers_worst_1s(samples in timeline()) {
-        let mut tracker = RtfTracker::with_origin(WallSource::SenderWall, 0);
+        let mut tracker = RtfTracker::with_origin(WallSource::SenderWall, ORIGIN);
         for &(t, sim) in &samples {
             tracker.push(t, sim);
         }
