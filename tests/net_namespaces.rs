@@ -504,16 +504,7 @@ fn the_clock_offset_of_another_host_is_estimated_from_echo_exchanges() {
             d.name,
             d.source
         );
-        let c = d
-            .clock
-            .unwrap_or_else(|| panic!("{}: no clock estimate", d.name));
-        assert!(c.exchanges >= 10, "{}: {c:?}", d.name);
-        assert!(
-            (c.offset_s - 0.2).abs() <= c.bound_s + 2e-6,
-            "{}: the true offset (+0.2 s) lies within the bound: {c:?}",
-            d.name
-        );
-        assert!(c.bound_s < 0.1, "{}: {c:?}", d.name);
+        let c = common::checked_clock(d, 0.2);
         assert!(!c.same_host && c.offset_significant, "{}: {c:?}", d.name);
         assert!(
             c.latency_uncertain,

@@ -90,6 +90,18 @@ pub fn time_step(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A clock offset in seconds, either sign (`--clock-offset -0.25`), within a day.
+pub fn clock_offset(s: &str) -> Result<f64, String> {
+    let max = crate::standin::MAX_CLOCK_OFFSET_S;
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v.abs() <= max => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a clock offset: use seconds within ±{max}, e.g. -0.25 (behind) or \
+             0.1 (ahead)"
+        )),
+    }
+}
+
 /// A socket address; host names are resolved (IPv4 preferred, as the scripts send IPv4).
 pub fn socket_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
@@ -154,6 +166,18 @@ pub fn bytes(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_offsets_take_either_sign_within_a_day() {
+        assert_eq!(clock_offset("-0.25"), Ok(-0.25));
+        assert_eq!(clock_offset("0.1"), Ok(0.1));
+        for bad in ["", "nan", "inf", "86401", "-1e9", "1s"] {
+            assert!(
+                clock_offset(bad).unwrap_err().contains("e.g. -0.25"),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn durations_take_units_sums_and_bare_seconds() {

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use crate::remote_api::ProgramVersion;
 use crate::scene::parse::{parse_scene_for, Scene};
 use crate::standin::api::{V4_10, V4_3};
-use crate::standin::{spawn, Faults, LogSink, Speed, Stall, StandinConfig, MAX_CLOCK_OFFSET_S};
+use crate::standin::{spawn, Faults, LogSink, Speed, Stall, StandinConfig};
 
 /// Flags of `coppelia-bridge standin`.
 #[derive(Debug, clap::Args)]
@@ -64,12 +64,8 @@ pub struct StandinArgs {
     pub drop_rate: f64,
     /// Fault: the scripts' clock (socket.gettime) runs this many seconds ahead of this
     /// host's, negative: behind (e.g. -0.25), as on a host whose clock is not synchronised.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 0.0,
-        allow_hyphen_values = true
-    )]
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0, allow_hyphen_values = true,
+          value_parser = crate::cli::parse::clock_offset)]
     pub clock_offset: f64,
     /// Seed of the drop-rate random generator.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -154,12 +150,6 @@ impl StandinArgs {
             bail!(
                 "--drop-rate {}: expected a fraction between 0 and 1",
                 self.drop_rate
-            );
-        }
-        if !(self.clock_offset.is_finite() && self.clock_offset.abs() <= MAX_CLOCK_OFFSET_S) {
-            bail!(
-                "--clock-offset {}: expected seconds within ±{MAX_CLOCK_OFFSET_S}, e.g. -0.25",
-                self.clock_offset
             );
         }
         if self.passes_per_frame == 0 {

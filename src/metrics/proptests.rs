@@ -161,14 +161,7 @@ proptest! {
         for &v in &values {
             h.record(v as f64);
         }
-        let mut sorted = values.clone();
-        sorted.sort_unstable();
-        let got = h.stats().unwrap();
-        prop_assert_eq!(got.count, values.len() as u64);
-        prop_assert_eq!(got.min_us, sorted[0] as f64);
-        prop_assert_eq!(got.max_us, *sorted.last().unwrap() as f64);
-        let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
-        prop_assert!((got.mean_us - mean).abs() <= 1e-6 * (1.0 + mean));
+        check_histogram(&h, &values)?;
         // Under the bucket budget nothing is coarsened: 3 significant digits (1/1,024).
         let mut unbudgeted = LatencyHistogram::with_budget(1 << 16);
         for &v in &values {
@@ -176,12 +169,6 @@ proptest! {
         }
         if unbudgeted.buckets_in_use() <= MAX_BUCKETS {
             prop_assert_eq!(h.relative_error(), 1.0 / 1024.0);
-        }
-        let err = h.relative_error();
-        for (pm, v) in [(500, got.p50_us), (900, got.p90_us), (990, got.p99_us), (999, got.p999_us)] {
-            let want = naive_percentile(&sorted, pm) as f64;
-            // The reported value is the top of the bucket holding `want`.
-            prop_assert!(v >= want && v <= want * (1.0 + err), "p{} {} vs {}", pm, v, want);
         }
     }
 
@@ -201,23 +188,40 @@ proptest! {
             h.record(v as f64);
         }
         prop_assert!(h.buckets_in_use() <= budget);
-        let mut sorted = values.clone();
-        sorted.sort_unstable();
-        let got = h.stats().unwrap();
-        prop_assert_eq!(got.count, values.len() as u64);
-        prop_assert_eq!(got.min_us, sorted[0] as f64);
-        prop_assert_eq!(got.max_us, *sorted.last().unwrap() as f64);
-        let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64;
-        prop_assert!((got.mean_us - mean).abs() <= 1e-9 * (1.0 + mean));
-        let err = h.relative_error();
-        for (pm, v) in [(500, got.p50_us), (900, got.p90_us), (990, got.p99_us), (999, got.p999_us)] {
-            let want = naive_percentile(&sorted, pm) as f64;
-            prop_assert!(
-                v >= want && v <= want * (1.0 + err),
-                "p{} {} vs {} (relative error {})", pm, v, want, err
-            );
-        }
+        check_histogram(&h, &values)?;
     }
+}
+
+/// Count, min, mean and max of `h` are exact for `values`, and each percentile is the top of
+/// the bucket holding the exact nearest-rank value: at most `h.relative_error()` above it.
+fn check_histogram(h: &LatencyHistogram, values: &[u64]) -> Result<(), TestCaseError> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let got = h.stats().unwrap();
+    prop_assert_eq!(got.count, values.len() as u64);
+    prop_assert_eq!(got.min_us, sorted[0] as f64);
+    prop_assert_eq!(got.max_us, *sorted.last().unwrap() as f64);
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64;
+    prop_assert!((got.mean_us - mean).abs() <= 1e-9 * (1.0 + mean));
+    let err = h.relative_error();
+    prop_assert_eq!(got.relative_error, err);
+    for (pm, v) in [
+        (500, got.p50_us),
+        (900, got.p90_us),
+        (990, got.p99_us),
+        (999, got.p999_us),
+    ] {
+        let want = naive_percentile(&sorted, pm) as f64;
+        prop_assert!(
+            v >= want && v <= want * (1.0 + err),
+            "p{} {} vs {} (relative error {})",
+            pm,
+            v,
+            want,
+            err
+        );
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -212,3 +212,26 @@ pub fn refusing_udp_port() -> (std::net::UdpSocket, u16) {
     let port = s.local_addr().unwrap().port();
     (s, port)
 }
+
+/// The clock offset estimate of `d` (echo mode, 10 ms passes), after the checks every clock
+/// test makes: present, from at least 10 exchanges, holding the true offset within its bound
+/// (2 µs of slack for timestamp rounding: the bound is honest however late the scripts read
+/// their echoes, so no load tolerance), and tighter than 100 ms (echoes are read once per
+/// 10 ms pass, so the bound is a few ms; 100 ms leaves room for any stall of a loaded
+/// machine).
+pub fn checked_clock(
+    d: &coppelia_bridge::metrics::DummySnapshot,
+    true_offset_s: f64,
+) -> coppelia_bridge::metrics::ClockOffsetStats {
+    let c = d
+        .clock
+        .unwrap_or_else(|| panic!("{}: no clock estimate", d.name));
+    assert!(c.exchanges >= 10, "{}: {c:?}", d.name);
+    assert!(
+        (c.offset_s - true_offset_s).abs() <= c.bound_s + 2e-6,
+        "{}: the true offset ({true_offset_s} s) lies within the bound: {c:?}",
+        d.name
+    );
+    assert!(c.bound_s < 0.1, "{}: {c:?}", d.name);
+    c
+}
