@@ -1240,11 +1240,41 @@ mod tests {
             echoes_received: 0,
         })
         .encode();
-        a.handle(msg(udp(2000), bye, T0 + 1000), T0 + 1000);
-        assert_ne!(
-            a.snapshot(T0 + 2000).dummies[0].state,
-            crate::metrics::DummyState::Ended
-        );
+        a.handle(msg(udp(2000), bye.clone(), T0 + 1000), T0 + 1000);
+        let snap = a.snapshot(T0 + 2000);
+        assert_ne!(snap.dummies[0].state, crate::metrics::DummyState::Ended);
+        assert_eq!(snap.dummies[0].bye, None, "a refused BYE is not recorded");
+    }
+
+    #[test]
+    fn bye_counts_are_in_the_snapshot_however_many_dummies_say_goodbye_at_once() {
+        // 150 BYEs in one instant: the log says 100 (NOTICE_BURST), the snapshot has all.
+        let mut a = agg();
+        let mut bye_lines = 0;
+        for id in 0..150u32 {
+            let from = udp(1000 + id as u16);
+            a.handle(msg(from, stamp(id, 0, T0), T0), T0);
+            let bye = Message::Bye(Bye {
+                dummy_id: id,
+                last_seq: 0,
+                stamps_sent: 1,
+                send_errors: id,
+                echoes_received: 0,
+            })
+            .encode();
+            let o = a.handle(msg(from, bye, T0 + 1000), T0 + 1000);
+            bye_lines += kinds(&o).iter().filter(|k| **k == "dummy_bye").count();
+        }
+        assert_eq!(bye_lines, NOTICE_BURST as usize);
+        let snap = a.snapshot(T0 + 2000);
+        for d in &snap.dummies {
+            let b = d.bye.expect("every BYE recorded");
+            assert_eq!(
+                (b.last_seq, b.stamps_sent, b.send_errors),
+                (Some(0), 1, d.id)
+            );
+        }
+        assert_eq!(snap.dummies.len(), 150);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::rtf::RtfTracker;
 use super::seq::SeqTracker;
 use super::spread::{Rfc3550Jitter, Spread};
 use super::{
-    DummyInfo, DummySnapshot, DummyState, MetricsConfig, RateStats, RtfStats, Sample,
+    ByeCounts, DummyInfo, DummySnapshot, DummyState, MetricsConfig, RateStats, RtfStats, Sample,
     SessionRecord, Transport, UnixNanos, WallSource,
 };
 use crate::wire::{Bye, Clock, NO_RTT, NO_SEQ};
@@ -184,6 +184,12 @@ impl DummyMetrics {
             last_sim_time_s: self.last_sim_time_s,
             last_step: self.last_step,
             rate: self.rate_stats(now_ns, cfg),
+            bye: self.bye.map(|(b, _)| ByeCounts {
+                last_seq: (b.last_seq != NO_SEQ).then_some(b.last_seq),
+                stamps_sent: b.stamps_sent,
+                send_errors: b.send_errors,
+                echoes_received: b.echoes_received,
+            }),
             clock: self
                 .clock
                 .estimate(same_host, latency.as_ref().map(|l| l.p50_us)),

@@ -221,8 +221,23 @@ pub struct DummySnapshot {
     /// `None` without any.
     #[serde(default)]
     pub clock: Option<ClockOffsetStats>,
+    /// What the dummy's BYE said of the session (`None` before a BYE, and for legacy
+    /// senders): compare `stamps_sent` with `messages`.
+    #[serde(default)]
+    pub bye: Option<ByeCounts>,
     /// Whether the latest 1 s RTF is off the target by more than the tolerance.
     pub off_target: bool,
+}
+
+/// The counts a dummy reports in its BYE (docs/PROTOCOL.md, BYE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByeCounts {
+    /// Seq of the last STAMP; `None` if none was sent.
+    pub last_seq: Option<u32>,
+    /// STAMPs handed to the socket without error.
+    pub stamps_sent: u32,
+    pub send_errors: u32,
+    pub echoes_received: u32,
 }
 
 /// The offset between a dummy's clock and the bridge's (`metrics::clock`, `docs/METRICS.md`

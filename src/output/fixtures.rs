@@ -234,6 +234,7 @@ fn healthy_dummy() -> DummySnapshot {
         rtt: None,
         clock_warnings: 0,
         clock: None,
+        bye: None,
         off_target: false,
     }
 }
@@ -266,6 +267,7 @@ fn off_target_dummy() -> DummySnapshot {
         rtt: Some(latency(420.0, 2_100.0)),
         clock_warnings: 2,
         clock: None,
+        bye: None,
         off_target: true,
     }
 }
@@ -304,6 +306,7 @@ fn legacy_dummy() -> DummySnapshot {
         rtt: None,
         clock_warnings: 0,
         clock: None,
+        bye: None,
         off_target: false,
     }
 }
