@@ -38,7 +38,7 @@ fn dummies(cfg: &MetricsConfig) -> Vec<DummyMetrics> {
                 name: format!("Dummy{id}"),
                 transport: Transport::Udp,
                 dt_s: Some(0.05),
-                source: "127.0.0.1:50000".to_owned(),
+                source: ([127, 0, 0, 1], 50000).into(),
             };
             DummyMetrics::new(info, cfg)
         })

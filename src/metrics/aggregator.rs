@@ -557,7 +557,7 @@ impl Aggregator {
             name: displayable(&h.name).into_owned(),
             transport: Self::transport_of(m.source),
             dt_s: Some(h.dt_s),
-            source: m.source.addr().to_string(),
+            source: m.source.addr(),
         };
         self.register(info, now_ns, out);
     }
@@ -648,6 +648,26 @@ impl Aggregator {
         true
     }
 
+    /// [`Self::claim`] for a message that only a registered dummy may send (BYE, CLOCK): an
+    /// unknown id is refused as `unknown_dummy`, since claiming it would create a route for an
+    /// id nobody registered (memory per datagram).
+    fn claim_known(
+        &mut self,
+        kind: &'static str,
+        id: u32,
+        m: &Arrival<'_>,
+        now_ns: UnixNanos,
+        out: &mut Outcome,
+    ) -> bool {
+        if !self.dummies.contains(id) {
+            self.reject(m.source, "unknown_dummy", now_ns, out, || {
+                format!("{kind} for dummy {id}, which never sent a HELLO or STAMP")
+            });
+            return false;
+        }
+        self.claim(id, m, now_ns, out)
+    }
+
     fn on_bye(
         &mut self,
         b: &crate::wire::Bye,
@@ -656,13 +676,7 @@ impl Aggregator {
         out: &mut Outcome,
     ) {
         let id = b.dummy_id;
-        if !self.dummies.contains(id) {
-            // It would have created a route for an id nobody registered: memory per datagram.
-            return self.reject(m.source, "unknown_dummy", now_ns, out, || {
-                format!("BYE for dummy {id}, which never sent a HELLO or STAMP")
-            });
-        }
-        if !self.claim(id, m, now_ns, out) {
+        if !self.claim_known("BYE", id, m, now_ns, out) {
             return;
         }
         let Some(d) = self.dummies.get_mut(id) else {
@@ -684,12 +698,7 @@ impl Aggregator {
     /// One ECHO exchange's timestamps, for the dummy's clock offset estimate.
     fn on_clock(&mut self, c: &Clock, m: &Arrival<'_>, now_ns: UnixNanos, out: &mut Outcome) {
         let id = c.dummy_id;
-        if !self.dummies.contains(id) {
-            return self.reject(m.source, "unknown_dummy", now_ns, out, || {
-                format!("CLOCK for dummy {id}, which never sent a HELLO or STAMP")
-            });
-        }
-        if !self.claim(id, m, now_ns, out) {
+        if !self.claim_known("CLOCK", id, m, now_ns, out) {
             return;
         }
         let Some(Err(e)) = self.dummies.get_mut(id).map(|d| d.on_clock(c)) else {
@@ -730,7 +739,7 @@ impl Aggregator {
                 name: format!("Dummy{}", s.dummy_id),
                 transport: Self::transport_of(m.source),
                 dt_s: None,
-                source: m.source.addr().to_string(),
+                source: m.source.addr(),
             };
             let id = s.dummy_id;
             self.say(out, EventKind::DummyUnannounced, Some(id), now_ns, || {
@@ -827,7 +836,7 @@ impl Aggregator {
             name: format!("Dummy{id}"),
             transport: Transport::LegacyUdp,
             dt_s: None,
-            source: addr.to_string(),
+            source: addr,
         };
         self.register(info, now_ns, out);
     }

@@ -167,16 +167,12 @@ impl DummyMetrics {
         let rtf = self.rtf_stats(now_ns);
         let off_target = is_off_target(rtf.last_1s, cfg);
         let latency = self.stats.latency.stats();
-        let same_host = self
-            .info
-            .source
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| a.ip().is_loopback());
+        let same_host = self.info.source.ip().is_loopback();
         DummySnapshot {
             id: self.info.id,
             name: self.info.name.clone(),
             transport: self.info.transport,
-            source: self.info.source.clone(),
+            source: self.info.source.to_string(),
             session: self.session,
             state: self.state(now_ns, cfg),
             messages: self.stats.messages,

@@ -374,8 +374,41 @@ impl LatencyHistogram {
     }
 }
 
+/// The exact percentiles the histogram's are checked against, shared by the unit and
+/// property tests.
+#[cfg(test)]
+pub(crate) mod reference {
+    use crate::metrics::LatencyStats;
+
+    /// Nearest rank: the ⌈per_mille · n / 1000⌉-th smallest value, in integers.
+    pub(crate) fn nearest_rank(sorted: &[u64], per_mille: u64) -> u64 {
+        let rank = (per_mille * sorted.len() as u64).div_ceil(1000).max(1);
+        sorted[(rank - 1) as usize]
+    }
+
+    /// The first of p50, p90, p99 and p99.9 in `s` that is not the top of the bucket holding
+    /// the exact nearest-rank value of `sorted`, i.e. below it or more than
+    /// `s.relative_error` above it.
+    pub(crate) fn percentile_off(s: &LatencyStats, sorted: &[u64]) -> Option<String> {
+        let err = s.relative_error;
+        [
+            (500, s.p50_us),
+            (900, s.p90_us),
+            (990, s.p99_us),
+            (999, s.p999_us),
+        ]
+        .into_iter()
+        .find_map(|(pm, got)| {
+            let want = nearest_rank(sorted, pm) as f64;
+            (got < want || got > want * (1.0 + err))
+                .then(|| format!("p{pm}: {got} vs exact {want} (relative error {err})"))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::reference::nearest_rank;
     use super::*;
 
     /// Full-precision bucket of `v` (HdrHistogram's key with 3 significant digits).
@@ -399,12 +432,6 @@ mod tests {
             b.record(v.min(MAX_RECORDED_US), 1);
         }
         b
-    }
-
-    /// Nearest rank: the ⌈per_mille · n / 1000⌉-th smallest value, in integers.
-    fn nearest_rank(sorted: &[u64], per_mille: u64) -> u64 {
-        let rank = (per_mille * sorted.len() as u64).div_ceil(1000).max(1);
-        sorted[(rank - 1) as usize]
     }
 
     /// Small deterministic generator (xorshift) for the spread-out tests.
@@ -628,17 +655,9 @@ mod tests {
         let s = h.stats().unwrap();
         assert_eq!(s.count, values.len() as u64);
         assert_eq!((s.min_us, s.max_us), (1.0, 1e300));
-        for (pm, got) in [
-            (500, s.p50_us),
-            (900, s.p90_us),
-            (990, s.p99_us),
-            (999, s.p999_us),
-        ] {
-            let want = nearest_rank(&values, pm) as f64;
-            assert!(
-                got >= want && got <= want * (1.0 + err),
-                "p{pm}: {got} vs exact {want} (relative error {err})"
-            );
+        assert_eq!(s.relative_error, err);
+        if let Some(off) = reference::percentile_off(&s, &values) {
+            panic!("{off}");
         }
         // Every per-mille quantile, through the buckets directly.
         for pm in 1..=1000u64 {

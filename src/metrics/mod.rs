@@ -67,7 +67,8 @@ pub struct DummyInfo {
     pub transport: Transport,
     /// `None` for legacy senders.
     pub dt_s: Option<f64>,
-    pub source: String,
+    /// The address it registered from (its HELLO, or its first STAMP without one).
+    pub source: std::net::SocketAddr,
 }
 
 /// Settings shared by all dummies.

@@ -23,7 +23,7 @@ fn info(id: u32, dt_s: Option<f64>, transport: Transport) -> DummyInfo {
         name: format!("Dummy{id}"),
         transport,
         dt_s,
-        source: "127.0.0.1:50000".to_owned(),
+        source: ([127, 0, 0, 1], 50000).into(),
     }
 }
 

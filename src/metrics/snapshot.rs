@@ -90,7 +90,7 @@ pub struct RtfStats {
     pub wall_source: WallSource,
 }
 
-/// A distribution in microseconds (hdrhistogram underneath).
+/// A distribution in microseconds (HdrHistogram's buckets, sparse and budgeted: `metrics::histogram`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencyStats {
     pub count: u64,

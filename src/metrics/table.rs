@@ -218,7 +218,7 @@ mod tests {
                 name: format!("Dummy{id}"),
                 transport: Transport::Udp,
                 dt_s: Some(0.05),
-                source: String::new(),
+                source: ([127, 0, 0, 1], 1).into(),
             },
             &MetricsConfig::default(),
         )
