@@ -92,4 +92,41 @@ fn main() {
         ops as f64 / rec.as_secs_f64(),
         snap.as_secs_f64() * 1e3
     );
+    sample_files(ops, base);
+}
+
+/// The two sample-file formats, each writing every sample into memory (no disk: the
+/// formatting and copying the receive path pays per message), against the same baseline.
+fn sample_files(ops: u64, base: Duration) {
+    use coppelia_bridge::output::samples_bin::SampleBin;
+    use coppelia_bridge::output::samples_csv::SampleCsv;
+    let mut csv = SampleCsv::new(Vec::with_capacity(ops as usize * 110));
+    let text = time("samples.csv row", ops, || {
+        for k in 0..PASSES {
+            for id in 0..DUMMIES {
+                csv.write_sample(id, 0, Transport::Udp, &black_box(sample(k, id)))
+                    .unwrap();
+            }
+        }
+    });
+    let csv_bytes = black_box(csv.into_inner().unwrap()).len();
+    let mut bin = SampleBin::new(Vec::with_capacity(ops as usize * 56 + 16));
+    let binary = time("samples.bin record", ops, || {
+        for k in 0..PASSES {
+            for id in 0..DUMMIES {
+                bin.write_sample(id, 0, Transport::Udp, &black_box(sample(k, id)))
+                    .unwrap();
+            }
+        }
+    });
+    let bin_bytes = black_box(bin.into_inner().unwrap()).len();
+    println!(
+        "samples.csv / baseline = {:.1}, samples.bin / baseline = {:.1}; csv / bin = {:.1}; \
+         bytes per message {:.1} (csv) vs {:.1} (bin)",
+        text.as_secs_f64() / base.as_secs_f64(),
+        binary.as_secs_f64() / base.as_secs_f64(),
+        text.as_secs_f64() / binary.as_secs_f64(),
+        csv_bytes as f64 / ops as f64,
+        bin_bytes as f64 / ops as f64
+    );
 }

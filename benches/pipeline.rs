@@ -197,6 +197,8 @@ enum Receiver {
     Recvmmsg,
     BridgeNoOut,
     BridgeRunDir,
+    /// The run directory with `--samples-format bin`.
+    BridgeRunDirBin,
 }
 
 impl Receiver {
@@ -206,6 +208,7 @@ impl Receiver {
             Receiver::Recvmmsg => "bare recvmmsg drain + SO_TIMESTAMPNS",
             Receiver::BridgeNoOut => "coppelia-bridge run --no-out",
             Receiver::BridgeRunDir => "coppelia-bridge run (run directory)",
+            Receiver::BridgeRunDirBin => "coppelia-bridge run (run dir, samples.bin)",
         }
     }
 }
@@ -242,7 +245,7 @@ fn start(kind: Receiver, expect: u64, work: &Path) -> Running {
                 None,
             )
         }
-        Receiver::BridgeNoOut | Receiver::BridgeRunDir => {
+        Receiver::BridgeNoOut | Receiver::BridgeRunDir | Receiver::BridgeRunDirBin => {
             let mut a: Vec<String> = [
                 "run",
                 "--no-remote",
@@ -259,7 +262,10 @@ fn start(kind: Receiver, expect: u64, work: &Path) -> Running {
             ]
             .map(String::from)
             .to_vec();
-            let out = (kind == Receiver::BridgeRunDir).then(|| {
+            if kind == Receiver::BridgeRunDirBin {
+                a.extend(["--samples-format".into(), "bin".into()]);
+            }
+            let out = (kind != Receiver::BridgeNoOut).then(|| {
                 let dir = work.join(format!("run-{}", std::process::id()));
                 let _ = std::fs::remove_dir_all(&dir);
                 dir
@@ -292,7 +298,7 @@ fn start(kind: Receiver, expect: u64, work: &Path) -> Running {
 /// the final counts.
 fn read_port(child: &mut Child, kind: Receiver) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let bridge = matches!(kind, Receiver::BridgeNoOut | Receiver::BridgeRunDir);
+    let bridge = !matches!(kind, Receiver::Recvmsg | Receiver::Recvmmsg);
     let stream: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("stderr"));
     let mut lines = BufReader::new(stream).lines();
     while Instant::now() < deadline {
@@ -363,9 +369,13 @@ fn bridge_counted(stdout: &str, out: Option<&Path>) -> Counted {
         xs.sort_by(f64::total_cmp);
         xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    let samples_rows = out.map(|d| {
-        let text = std::fs::read(d.join("samples.csv")).unwrap_or_default();
-        text.iter().filter(|&&b| b == b'\n').count() as u64 - 1
+    let samples_rows = out.map(|d| match std::fs::metadata(d.join("samples.bin")) {
+        // Header, then fixed records (docs/OUTPUT.md "samples.bin").
+        Ok(m) => (m.len().saturating_sub(16)) / 56,
+        Err(_) => {
+            let text = std::fs::read(d.join("samples.csv")).unwrap_or_default();
+            (text.iter().filter(|&&b| b == b'\n').count() as u64).saturating_sub(1)
+        }
     });
     if let Some(d) = out {
         let _ = std::fs::remove_dir_all(d);
@@ -441,6 +451,7 @@ fn steady(s: &Scale) {
         Receiver::Recvmsg,
         Receiver::BridgeNoOut,
         Receiver::BridgeRunDir,
+        Receiver::BridgeRunDirBin,
     ];
     let mut baseline = None;
     for kind in kinds {
@@ -452,7 +463,7 @@ fn steady(s: &Scale) {
         let base = *baseline.get_or_insert(cpu);
         let rows = counted
             .samples_rows
-            .map_or(String::new(), |r| format!(" samples.csv rows {r}"));
+            .map_or(String::new(), |r| format!(" sample rows {r}"));
         println!(
             "   {:<46} {:>10.2} {:>8.2}x {:>8} {:>10.1} {:>10.1}{rows}",
             kind.name(),
@@ -501,6 +512,7 @@ fn drain(s: &Scale) {
         Receiver::Recvmmsg,
         Receiver::BridgeNoOut,
         Receiver::BridgeRunDir,
+        Receiver::BridgeRunDirBin,
     ] {
         let (rate, cpu, counted) = drain_once(kind, n, dummies, &work);
         let base = *baseline.get_or_insert(rate);

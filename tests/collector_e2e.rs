@@ -494,3 +494,100 @@ fn messages_queued_before_the_loop_starts_are_counted() {
     let d = &outcome.snapshot.dummies[0];
     assert_eq!((d.id, d.messages), (3, 50), "{d:#?}");
 }
+
+/// `run --samples-format bin` keeps every message in samples.bin (and no samples.csv), the
+/// report reads it, and `convert` writes the samples.csv with one row per message.
+#[test]
+fn a_binary_sample_log_holds_every_message_and_converts_to_csv() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let bridge = common::Bridge::spawn(&[
+        "run",
+        "--no-remote",
+        "--no-tui",
+        "--json-stream",
+        "--print-interval",
+        "1h",
+        "--listen",
+        "127.0.0.1:0",
+        "--out",
+        out_s,
+        "--samples-format",
+        "bin",
+        "--expect-dummies",
+        "3",
+        "--idle-timeout",
+        "1s",
+        "--duration",
+        "60s",
+    ]);
+    let addr = bridge.udp_addr();
+    let status = Command::new(bin())
+        .args([
+            "emit",
+            "--to",
+            &addr,
+            "--dummies",
+            "3",
+            "--rate-hz",
+            "50",
+            "--duration",
+            "1s",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (status, stdout) = bridge.finish(Duration::from_secs(30));
+    assert!(status.success());
+    let messages: u64 = final_snapshot(&stdout)
+        .dummies
+        .iter()
+        .map(|d| d.messages)
+        .sum();
+    assert!(messages >= 3 * 40, "{messages} messages");
+    assert!(out.join("samples.bin").exists());
+    assert!(!out.join("samples.csv").exists());
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains(&format!(
+            "messages in the samples file</th><td class=\"l\"><code>{messages}</code>"
+        )),
+        "the report counts the logged messages"
+    );
+
+    let converted = Command::new(bin())
+        .args(["convert", out_s])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&converted.stderr);
+    assert!(converted.status.success(), "{said}");
+    assert!(said.contains(&format!("{messages} rows")), "{said}");
+    let rows = coppelia_bridge::output::samples_csv::read_sample_rows(
+        std::fs::File::open(out.join("samples.csv")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rows.len() as u64, messages);
+    for id in 0..3 {
+        let mine: Vec<_> = rows.iter().filter(|r| r.dummy == id).collect();
+        assert!(
+            mine.windows(2).all(|w| w[0].seq < w[1].seq),
+            "dummy {id} in order"
+        );
+        assert!(mine.iter().all(|r| r.latency_us.is_some()));
+    }
+
+    // Not a sample log: refused with what to pass instead, and nothing written.
+    let refused = Command::new(bin())
+        .args(["convert"])
+        .arg(out.join("samples.csv"))
+        .args(["--out"])
+        .arg(dir.path().join("x.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("not a coppelia-bridge sample log"), "{said}");
+    assert!(!dir.path().join("x.csv").exists());
+}

@@ -69,6 +69,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare runs: figures side by side with differences, and compare.html.
     Compare(CompareArgs),
+    /// Write samples.csv from a binary sample log (run --samples-format bin).
+    Convert(crate::commands::convert::ConvertArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(crate::commands::completions::CompletionsArgs),
     /// Print the man page, or write one per command into a directory.

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod completions;
+pub mod convert;
 pub mod demo;
 pub mod emit;
 pub mod probe;
@@ -43,6 +44,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::execute(args),
         Command::Report(args) => report::execute(args),
         Command::Compare(args) => compare::execute(args),
+        Command::Convert(args) => convert::execute(args),
         Command::Completions(args) => completions::completions(args).map(|()| ExitCode::SUCCESS),
         Command::Man(args) => completions::man(args).map(|()| ExitCode::SUCCESS),
         Command::Sweep(args) => sweep::execute(args),

@@ -779,7 +779,6 @@ impl Aggregator {
             return;
         };
         let r = d.record(&sample, &self.cfg);
-        let name = d.info().name.clone();
         out.record = Some(SampleRecord {
             dummy_id: id,
             session: d.session(),
@@ -790,6 +789,11 @@ impl Aggregator {
                 .map(|sent| sample.recv_unix_ns.saturating_sub(sent) as f64 / 1e3),
             excluded: r.excluded_warmup,
         });
+        if r.new_session.is_none() && r.clock_warning.is_none() {
+            return;
+        }
+        // Only for the notices below, rare: no allocation per message.
+        let name = d.info().name.clone();
         if let Some(old) = r.new_session {
             let (reason, session) = (old.reason.clone(), old.session + 1);
             self.keep_session(old, now_ns, out);

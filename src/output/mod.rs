@@ -7,6 +7,8 @@
 //! - [`compare`]: runs side by side with differences from the first (pure); the page
 //!   `compare.html` is drawn by [`report::write_compare`].
 //! - [`samples_csv`]: `samples.csv`, one row per received message (streaming).
+//! - [`samples_bin`]: `samples.bin`, the same rows in fixed binary records
+//!   (`--samples-format bin`), and their conversion to `samples.csv`.
 //! - [`rtf_csv`]: `rtf.csv`, one row per snapshot interval and scope (long format).
 //! - [`events`]: `events.jsonl`, state changes and warnings; [`events::diff_events`] derives
 //!   them from two consecutive snapshots (pure).
@@ -32,6 +34,7 @@ pub mod prometheus;
 pub mod report;
 pub mod rtf_csv;
 pub mod run_dir;
+pub mod samples_bin;
 pub mod samples_csv;
 pub mod summary;
 pub mod sweep;
@@ -43,7 +46,7 @@ pub use events::{diff_events, Event, EventKind};
 pub use json_stream::snapshot_json_line;
 pub use prometheus::{render_prometheus, serve_metrics};
 pub use report::{write_report, ReportError};
-pub use run_dir::{default_run_dir, RunWriter};
+pub use run_dir::{default_run_dir, RunWriter, SamplesFormat};
 pub use samples_csv::{SampleCsvWriter, SampleRow};
 pub use summary::{write_atomic, RunMeta, Summary};
 pub use tui::{plain_lines, run_tui, run_tui_with_target, RunInfo, UiAction, ViewState};

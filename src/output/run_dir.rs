@@ -9,6 +9,7 @@ use crate::metrics::{RunSnapshot, SessionRecord};
 
 use super::events::{Event, EventLog};
 use super::rtf_csv::RtfCsv;
+use super::samples_bin::SampleBinWriter;
 use super::samples_csv::{SampleCsvWriter, SampleRow};
 use super::summary::{write_atomic, RunMeta, Summary};
 use super::{format, OutputError, RecordSink};
@@ -17,11 +18,43 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const RTF_FILE: &str = "rtf.csv";
 pub const EVENTS_FILE: &str = "events.jsonl";
 pub const SAMPLES_FILE: &str = "samples.csv";
+/// The binary sample log (`--samples-format bin`); `coppelia-bridge convert` makes
+/// `samples.csv` of it.
+pub const SAMPLES_BIN_FILE: &str = "samples.bin";
 pub const REPORT_FILE: &str = "report.html";
 
 /// `base/<UTC stamp>`, e.g. `runs/20260102T030405Z`, for a run started at `now_unix_s`.
 pub fn default_run_dir(base: &Path, now_unix_s: f64) -> PathBuf {
     base.join(format::utc_compact(now_unix_s))
+}
+
+/// How the run directory keeps every received message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplesFormat {
+    /// `samples.csv`, one text row per message.
+    #[default]
+    Csv,
+    /// `samples.bin`, one 56-byte record per message (cheaper to write; `convert` makes
+    /// the CSV).
+    Bin,
+}
+
+impl SamplesFormat {
+    /// The file it writes in the run directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            SamplesFormat::Csv => SAMPLES_FILE,
+            SamplesFormat::Bin => SAMPLES_BIN_FILE,
+        }
+    }
+}
+
+/// The samples file of a run, in its format.
+#[derive(Debug)]
+enum Samples {
+    Csv(SampleCsvWriter),
+    Bin(SampleBinWriter),
 }
 
 /// Writes one run directory. The app feeds it messages, snapshots and events, calls
@@ -31,7 +64,7 @@ pub fn default_run_dir(base: &Path, now_unix_s: f64) -> PathBuf {
 pub struct RunWriter {
     dir: PathBuf,
     meta: RunMeta,
-    samples: SampleCsvWriter,
+    samples: Samples,
     rtf: RtfCsv<BufWriter<File>>,
     events: EventLog<BufWriter<File>>,
 }
@@ -40,6 +73,15 @@ impl RunWriter {
     /// Creates `dir` (and parents) and opens `rtf.csv`, `events.jsonl` and `samples.csv`.
     /// Refuses a directory that already holds a run, rather than truncate its files.
     pub fn create(dir: &Path, meta: RunMeta) -> Result<Self, OutputError> {
+        Self::create_with(dir, meta, SamplesFormat::Csv)
+    }
+
+    /// [`Self::create`], keeping the samples in `format`.
+    pub fn create_with(
+        dir: &Path,
+        meta: RunMeta,
+        format: SamplesFormat,
+    ) -> Result<Self, OutputError> {
         if dir.join(SUMMARY_FILE).exists() || dir.join(RTF_FILE).exists() {
             return Err(OutputError::RunDirExists {
                 path: dir.to_owned(),
@@ -60,7 +102,14 @@ impl RunWriter {
         Ok(Self {
             dir: dir.to_owned(),
             meta,
-            samples: SampleCsvWriter::create(&dir.join(SAMPLES_FILE))?,
+            samples: match format {
+                SamplesFormat::Csv => {
+                    Samples::Csv(SampleCsvWriter::create(&dir.join(SAMPLES_FILE))?)
+                }
+                SamplesFormat::Bin => {
+                    Samples::Bin(SampleBinWriter::create(&dir.join(SAMPLES_BIN_FILE))?)
+                }
+            },
             rtf: RtfCsv::new(open(RTF_FILE)?),
             events: EventLog::new(open(EVENTS_FILE)?),
         })
@@ -70,7 +119,7 @@ impl RunWriter {
         &self.dir
     }
 
-    /// Appends one received message to `samples.csv` (the receive path's call).
+    /// Appends one received message to the samples file (the receive path's call).
     pub fn record(
         &mut self,
         dummy: u32,
@@ -78,12 +127,23 @@ impl RunWriter {
         transport: crate::metrics::Transport,
         s: &crate::metrics::Sample,
     ) -> Result<(), OutputError> {
-        self.samples.write_sample(dummy, session, transport, s)
+        match &mut self.samples {
+            Samples::Csv(w) => w.write_sample(dummy, session, transport, s),
+            Samples::Bin(w) => w.write_sample(dummy, session, transport, s),
+        }
     }
 
-    /// Appends one row to `samples.csv`.
+    /// Appends one row to `samples.csv` (tests and examples build run directories with it;
+    /// a binary log is refused, as its records hold the measured nanoseconds, not rows).
     pub fn sample(&mut self, row: &SampleRow) -> Result<(), OutputError> {
-        self.samples.write(row)
+        match &mut self.samples {
+            Samples::Csv(w) => w.write(row),
+            Samples::Bin(_) => Err(OutputError::io(
+                "write a row to",
+                self.dir.join(SAMPLES_BIN_FILE),
+                std::io::Error::other("rows are written to samples.csv only"),
+            )),
+        }
     }
 
     /// Appends one snapshot's rows to `rtf.csv`.
@@ -104,7 +164,10 @@ impl RunWriter {
     /// Each file is flushed even when another fails (a full disk, one file on another
     /// device): the first error is returned, and what can be written is.
     pub fn flush(&mut self) -> Result<(), OutputError> {
-        let samples = self.samples.flush();
+        let samples = match &mut self.samples {
+            Samples::Csv(w) => w.flush(),
+            Samples::Bin(w) => w.flush(),
+        };
         let rtf = self
             .rtf
             .flush()

@@ -106,18 +106,44 @@ impl Summary {
 /// a partial file: write a temporary file in the same directory, fsync it, rename it over
 /// `path` (rename is atomic within one file system, POSIX `rename(2)`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    write_atomic_with(path, |w| w.write_all(bytes)).map_err(|e| match e {
+        AtomicError::Output(e) => e,
+        AtomicError::Content(e) => OutputError::io("write", path, e),
+    })
+}
+
+/// What [`write_atomic_with`] can fail with: the file, or the content's producer.
+#[derive(Debug)]
+pub enum AtomicError<E> {
+    Output(OutputError),
+    Content(E),
+}
+
+/// [`write_atomic`] for content streamed by `produce` (through a buffer) rather than held
+/// in memory. Nothing replaces `path` unless `produce` succeeds; an I/O error of the
+/// writer it is given is reported as the file's.
+pub fn write_atomic_with<T, E>(
+    path: &Path,
+    produce: impl FnOnce(&mut dyn Write) -> Result<T, E>,
+) -> Result<T, AtomicError<E>>
+where
+    E: From<std::io::Error>,
+{
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile_in(dir, path)?;
-    tmp.file
-        .write_all(bytes)
-        .and_then(|()| tmp.file.sync_all())
-        .map_err(|e| OutputError::io("write", &tmp.path, e))?;
-    std::fs::rename(&tmp.path, path).map_err(|e| OutputError::io("rename into place", path, e))?;
+    let mut tmp = tempfile_in(dir, path).map_err(AtomicError::Output)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut tmp.file);
+    let value = produce(&mut w).map_err(AtomicError::Content)?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| AtomicError::Output(OutputError::io("write", &tmp.path, e)))?;
+    std::fs::rename(&tmp.path, path)
+        .map_err(|e| AtomicError::Output(OutputError::io("rename into place", path, e)))?;
     tmp.renamed = true;
-    Ok(())
+    Ok(value)
 }
 
 /// A temporary file removed on drop unless renamed.

@@ -171,6 +171,11 @@ pub struct OutputArgs {
     /// Write nothing to disk.
     #[arg(long, conflicts_with = "out")]
     pub no_out: bool,
+    /// How the run directory keeps every received message: samples.csv, or samples.bin
+    /// (fixed binary records, several times cheaper per message; `coppelia-bridge convert
+    /// DIR` writes the same samples.csv from it).
+    #[arg(long, value_enum, default_value_t, conflicts_with = "no_out")]
+    pub samples_format: crate::output::SamplesFormat,
     /// Plain periodic log lines instead of the live terminal view.
     #[arg(long)]
     pub no_tui: bool,
@@ -513,7 +518,7 @@ impl Prepared {
         settings.extend(self.extra_settings.clone());
         let sink: Box<dyn RunSink> = match &self.dir {
             Some(d) => Box::new(
-                DirSink::create(d, RunMeta::for_this_process(started as f64 / 1e9, settings), started)
+                DirSink::create(d, RunMeta::for_this_process(started as f64 / 1e9, settings), started, args.output.samples_format)
                     .with_context(|| format!("cannot create the run directory {} (choose another with --out, or --no-out)", d.display()))?,
             ),
             None => Box::new(NullSink),
@@ -660,6 +665,10 @@ fn settings(
         ("expect_dummies", json!(args.stop.expect_dummies)),
         ("warmup", json!(dur(Some(args.stop.warmup)))),
         ("instance", json!(args.output.instance)),
+        (
+            "samples_format",
+            json!((!args.output.no_out).then_some(args.output.samples_format)),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -6,7 +6,7 @@ use super::shell::RunSink;
 use crate::event::Notice;
 use crate::metrics::aggregator::SampleRecord;
 use crate::metrics::{RunSnapshot, SessionRecord};
-use crate::output::{diff_events, Event, EventKind, RunMeta, RunWriter};
+use crate::output::{diff_events, Event, EventKind, RunMeta, RunWriter, SamplesFormat};
 use crate::run::RunOutcome;
 use crate::time::UnixNanos;
 
@@ -32,8 +32,9 @@ impl DirSink {
         dir: &Path,
         meta: RunMeta,
         started_ns: UnixNanos,
+        samples: SamplesFormat,
     ) -> Result<Self, crate::output::OutputError> {
-        let mut writer = RunWriter::create(dir, meta)?;
+        let mut writer = RunWriter::create_with(dir, meta, samples)?;
         writer.event(&Event {
             t_unix_s: started_ns as f64 / 1e9,
             elapsed_s: 0.0,

@@ -574,7 +574,10 @@ fn run_section(page: &mut String, data: &RunData) {
             ),
         ),
         ("dummies", snap.dummies.len().to_string()),
-        ("messages in samples.csv", data.timeline.rows.to_string()),
+        (
+            "messages in the samples file",
+            data.timeline.rows.to_string(),
+        ),
     ];
     page.push_str("<h2 id=\"run\">Run and simulation</h2><table>");
     for (k, v) in rows {

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crate::output::events::{read_events, Event};
 use crate::output::rtf_csv::RtfRow;
-use crate::output::run_dir::{EVENTS_FILE, REPORT_FILE, RTF_FILE, SAMPLES_FILE, SUMMARY_FILE};
+use crate::output::run_dir::{
+    EVENTS_FILE, REPORT_FILE, RTF_FILE, SAMPLES_BIN_FILE, SAMPLES_FILE, SUMMARY_FILE,
+};
 use crate::output::samples_csv::SampleRow;
 use crate::output::summary::{write_atomic, Summary};
 use crate::output::OutputError;
@@ -135,7 +137,11 @@ fn load_run_with(
     let span = summary.final_snapshot.elapsed_s;
     let timeline = Timeline::new(start, span, detailed(&summary));
     Ok(RunData {
-        timeline: load_samples(&dir.join(SAMPLES_FILE), timeline, &mut skipped_rows)?,
+        timeline: if dir.join(SAMPLES_FILE).exists() || !dir.join(SAMPLES_BIN_FILE).exists() {
+            load_samples(&dir.join(SAMPLES_FILE), timeline, &mut skipped_rows)?
+        } else {
+            load_sample_log(&dir.join(SAMPLES_BIN_FILE), timeline, &mut skipped_rows)?
+        },
         summary,
         rtf,
         events: optional(&dir.join(EVENTS_FILE))?.map_or_else(Vec::new, |t| read_events(&t)),
@@ -202,6 +208,35 @@ pub fn highlighted(summary: &Summary) -> Option<BTreeSet<u32>> {
         }
     }
     Some(pick)
+}
+
+/// [`load_samples`] from `samples.bin` (`--samples-format bin`). Damaged records and a
+/// partial last record are counted as skipped rows.
+fn load_sample_log(
+    path: &Path,
+    mut timeline: Timeline,
+    skipped: &mut usize,
+) -> Result<TimelineData, ReportError> {
+    use crate::output::samples_bin::{ReadError, SampleBinReader};
+    let failed = |source: std::io::Error| ReportError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(failed)?;
+    let mut log = SampleBinReader::new(std::io::BufReader::with_capacity(1 << 16, file))
+        .map_err(failed)?
+        .map_err(|e| failed(std::io::Error::other(e)))?;
+    for r in log.by_ref() {
+        match r {
+            Ok(rec) => timeline.push(&rec.row()),
+            Err(ReadError::Format(_)) => *skipped += 1,
+            Err(ReadError::Io(e)) => return Err(failed(e)),
+        }
+    }
+    if log.partial_tail() > 0 {
+        *skipped += 1;
+    }
+    Ok(timeline.finish())
 }
 
 fn load_samples(
