@@ -98,6 +98,7 @@ fn main() {
 /// The two sample-file formats, each writing every sample into memory (no disk: the
 /// formatting and copying the receive path pays per message), against the same baseline.
 fn sample_files(ops: u64, base: Duration) {
+    use coppelia_bridge::output::sample_file::SampleEncoder;
     use coppelia_bridge::output::samples_bin::SampleBin;
     use coppelia_bridge::output::samples_csv::SampleCsv;
     let mut csv = SampleCsv::new(Vec::with_capacity(ops as usize * 110));

@@ -47,21 +47,10 @@ fn emit_and_run_binaries_measure_four_dummies() {
         "60s",
     ]);
     let addr = bridge.udp_addr();
-    let status = Command::new(bin())
-        .args([
-            "emit",
-            "--to",
-            &addr,
-            "--dummies",
-            "4",
-            "--rate-hz",
-            "20",
-            "--duration",
-            "3s",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::emit(
+        &addr,
+        &["--dummies", "4", "--rate-hz", "20", "--duration", "3s"],
+    );
     let (status, stdout) = bridge.finish(Duration::from_secs(30));
     assert!(status.success());
     let snap = final_snapshot(&stdout);
@@ -416,21 +405,10 @@ fn run_serves_prometheus_metrics() {
     let addr = common::after(&line, "http://")
         .trim_end_matches("/metrics")
         .to_owned();
-    let status = Command::new(bin())
-        .args([
-            "emit",
-            "--to",
-            &udp,
-            "--dummies",
-            "2",
-            "--rate-hz",
-            "20",
-            "--duration",
-            "1500ms",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::emit(
+        &udp,
+        &["--dummies", "2", "--rate-hz", "20", "--duration", "1500ms"],
+    );
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -503,42 +481,23 @@ fn a_binary_sample_log_holds_every_message_and_converts_to_csv() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out_s = out.to_str().unwrap();
-    let bridge = common::Bridge::spawn(&[
-        "run",
-        "--no-remote",
-        "--no-tui",
-        "--json-stream",
-        "--print-interval",
-        "1h",
-        "--listen",
-        "127.0.0.1:0",
-        "--out",
-        out_s,
-        "--samples-format",
-        "bin",
-        "--expect-dummies",
-        "3",
-        "--idle-timeout",
-        "1s",
-        "--duration",
-        "60s",
-    ]);
-    let addr = bridge.udp_addr();
-    let status = Command::new(bin())
-        .args([
-            "emit",
-            "--to",
-            &addr,
-            "--dummies",
+    let bridge = common::bridge_with_out(
+        &out,
+        &[
+            "--samples-format",
+            "bin",
+            "--expect-dummies",
             "3",
-            "--rate-hz",
-            "50",
-            "--duration",
+            "--idle-timeout",
             "1s",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+            "--duration",
+            "60s",
+        ],
+    );
+    common::emit(
+        &bridge.udp_addr(),
+        &["--dummies", "3", "--rate-hz", "50", "--duration", "1s"],
+    );
     let (status, stdout) = bridge.finish(Duration::from_secs(30));
     assert!(status.success());
     let messages: u64 = final_snapshot(&stdout)

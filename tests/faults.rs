@@ -324,42 +324,12 @@ fn assert_write_failure_is_reported_once(stderr: &[String], status: std::process
     assert_eq!(status.code(), Some(1), "non-zero exit at the end");
 }
 
-/// `run --no-remote` writing to `out`, final snapshot on stdout; `extra` adds flags.
-fn bridge_with_out(out: &Path, extra: &[&str]) -> Bridge {
-    let mut args = vec![
-        "run",
-        "--no-remote",
-        "--no-tui",
-        "--json-stream",
-        "--print-interval",
-        "1h",
-        "--listen",
-        "127.0.0.1:0",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    Bridge::spawn(&args)
-}
-
 /// Sends 2 dummies × 40 stamps to the bridge, which stops 1 s after the last.
 fn emit_two_dummies(addr: &str) {
-    let status = Command::new(bin())
-        .args([
-            "emit",
-            "--to",
-            addr,
-            "--dummies",
-            "2",
-            "--rate-hz",
-            "20",
-            "--duration",
-            "2s",
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::emit(
+        addr,
+        &["--dummies", "2", "--rate-hz", "20", "--duration", "2s"],
+    );
 }
 
 /// `samples.csv` is a symbolic link to `/dev/full`: every flush of it fails with ENOSPC, a
@@ -371,7 +341,7 @@ fn a_disk_full_while_running_is_one_error_then_a_failed_exit_and_nothing_lost() 
     let out = dir.path().join("run");
     std::fs::create_dir(&out).unwrap();
     std::os::unix::fs::symlink("/dev/full", out.join("samples.csv")).unwrap();
-    let bridge = bridge_with_out(&out, &["--idle-timeout", "1s"]);
+    let bridge = common::bridge_with_out(&out, &["--idle-timeout", "1s"]);
     let addr = bridge.udp_addr();
     emit_two_dummies(&addr);
     let (status, stdout, stderr) = bridge.finish_with_stderr(WAIT);
@@ -422,22 +392,10 @@ fn a_small_tmpfs_filling_up_is_one_error_then_a_failed_exit_and_nothing_lost() {
         .env("RUST_LOG", "info");
     let bridge = Bridge::from_command(cmd);
     let addr = bridge.udp_addr();
-    let status = Command::new(bin())
-        .args([
-            "emit",
-            "--to",
-            &addr,
-            "--dummies",
-            "2",
-            "--rate-hz",
-            "400",
-            "--duration",
-            "3s",
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::emit(
+        &addr,
+        &["--dummies", "2", "--rate-hz", "400", "--duration", "3s"],
+    );
     let (status, stdout, stderr) = bridge.finish_with_stderr(WAIT);
     assert_write_failure_is_reported_once(&stderr, status);
     let snap = final_snapshot(&stdout);
@@ -455,7 +413,7 @@ fn receive_buffer_overflow_is_reported_as_kernel_drops_equal_to_the_loss() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     // The smallest buffer the kernel grants (it doubles and floors the request).
-    let bridge = bridge_with_out(&out, &["--recv-buffer", "4KiB", "--idle-timeout", "0"]);
+    let bridge = common::bridge_with_out(&out, &["--recv-buffer", "4KiB", "--idle-timeout", "0"]);
     let addr: std::net::SocketAddr = bridge.udp_addr().parse().unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let stamp = |seq: u32| {

@@ -41,19 +41,7 @@ fn wait(mut bridge: common::Bridge) -> (Option<i32>, String, Vec<String>) {
 /// `emit` `dummies` at 20 Hz for 2 s (RTF 1, no loss) into `bridge`.
 fn emit_into(bridge: &common::Bridge, dummies: &str) {
     let to = bridge.udp_addr();
-    let sent = Command::new(bin())
-        .args([
-            "emit",
-            "--to",
-            &to,
-            "--dummies",
-            dummies,
-            "--duration",
-            "2s",
-        ])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    common::emit(&to, &["--dummies", dummies, "--duration", "2s"]);
 }
 
 /// Two dummies judged by a bridge with `gates` (and `--json-stream`).

@@ -7,6 +7,7 @@
 //! - [`compare`]: runs side by side with differences from the first (pure); the page
 //!   `compare.html` is drawn by [`report::write_compare`].
 //! - [`samples_csv`]: `samples.csv`, one row per received message (streaming).
+//! - [`sample_file`]: either samples file on disk, buffered, errors naming the file.
 //! - [`samples_bin`]: `samples.bin`, the same rows in fixed binary records
 //!   (`--samples-format bin`), and their conversion to `samples.csv`.
 //! - [`rtf_csv`]: `rtf.csv`, one row per snapshot interval and scope (long format).
@@ -34,6 +35,7 @@ pub mod prometheus;
 pub mod report;
 pub mod rtf_csv;
 pub mod run_dir;
+pub mod sample_file;
 pub mod samples_bin;
 pub mod samples_csv;
 pub mod summary;

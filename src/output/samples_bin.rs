@@ -13,12 +13,11 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
 
 use crate::metrics::{RecvClock, Sample, Transport};
 
+use super::sample_file::{SampleEncoder, SampleFile};
 use super::samples_csv::{SampleCsv, SampleRow};
-use super::OutputError;
 
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"CBSAMPLE";
@@ -189,35 +188,6 @@ impl<W: Write> SampleBin<W> {
         }
     }
 
-    /// Appends one received message (the receive path's call).
-    pub fn write_sample(
-        &mut self,
-        dummy: u32,
-        session: u32,
-        transport: Transport,
-        sample: &Sample,
-    ) -> std::io::Result<()> {
-        if !self.header_written {
-            self.inner.write_all(&header())?;
-            self.header_written = true;
-        }
-        let mut rec = [0u8; RECORD_LEN];
-        encode(
-            &BinRecord {
-                dummy,
-                session,
-                transport,
-                sample: *sample,
-            },
-            &mut rec,
-        );
-        self.inner.write_all(&rec)
-    }
-
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-
     /// Flushes and hands back the writer.
     pub fn into_inner(mut self) -> std::io::Result<W> {
         self.inner.flush()?;
@@ -329,42 +299,43 @@ impl BinRecord {
     }
 }
 
-/// Buffer of the samples file, as for `samples.csv`.
-const FILE_BUFFER: usize = 256 * 1024;
-
-/// Streams every received message into `samples.bin`.
-#[derive(Debug)]
-pub struct SampleBinWriter {
-    path: PathBuf,
-    bin: SampleBin<BufWriter<File>>,
-}
+/// `samples.bin` in the run directory.
+pub type SampleBinWriter = SampleFile<SampleBin<BufWriter<File>>>;
 
 impl SampleBinWriter {
-    /// Creates (truncates) the file at `path`.
-    pub fn create(path: &Path) -> Result<Self, OutputError> {
-        let file = File::create(path).map_err(|e| OutputError::io("create", path, e))?;
-        Ok(Self {
-            path: path.to_owned(),
-            bin: SampleBin::new(BufWriter::with_capacity(FILE_BUFFER, file)),
-        })
+    /// Creates (truncates) `samples.bin` at `path`.
+    pub fn create(path: &std::path::Path) -> Result<Self, super::OutputError> {
+        Self::create_with(path, SampleBin::new)
     }
+}
 
-    pub fn write_sample(
+impl<W: Write> SampleEncoder for SampleBin<W> {
+    fn write_sample(
         &mut self,
         dummy: u32,
         session: u32,
         transport: Transport,
-        s: &Sample,
-    ) -> Result<(), OutputError> {
-        self.bin
-            .write_sample(dummy, session, transport, s)
-            .map_err(|e| OutputError::io("write", &self.path, e))
+        sample: &Sample,
+    ) -> std::io::Result<()> {
+        if !self.header_written {
+            self.inner.write_all(&header())?;
+            self.header_written = true;
+        }
+        let mut rec = [0u8; RECORD_LEN];
+        encode(
+            &BinRecord {
+                dummy,
+                session,
+                transport,
+                sample: *sample,
+            },
+            &mut rec,
+        );
+        self.inner.write_all(&rec)
     }
 
-    pub fn flush(&mut self) -> Result<(), OutputError> {
-        self.bin
-            .flush()
-            .map_err(|e| OutputError::io("flush", &self.path, e))
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -5,12 +5,13 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{RecvClock, Sample, Transport};
 
+use super::sample_file::{SampleEncoder, SampleFile};
 use super::{OutputError, RecordSink};
 
 /// One received message as written to `samples.csv`. Column order is the
@@ -165,17 +166,6 @@ impl<W: Write> SampleCsv<W> {
         Ok(self.inner)
     }
 
-    /// Appends one received message (the receive path's call: no [`SampleRow`] needed).
-    pub fn write_sample(
-        &mut self,
-        dummy: u32,
-        session: u32,
-        transport: Transport,
-        s: &Sample,
-    ) -> std::io::Result<()> {
-        self.write_row(&RowNs::of_sample(dummy, session, transport, s))
-    }
-
     fn write_row(&mut self, r: &RowNs) -> std::io::Result<()> {
         self.format(r);
         self.inner.write_all(&self.line)?;
@@ -246,6 +236,23 @@ fn push_fixed(line: &mut Vec<u8>, v: i64, digits: u32) {
     line.extend_from_slice(itoa::Buffer::new().format(frac).as_bytes());
 }
 
+/// The receive path's call: no [`SampleRow`] needed.
+impl<W: Write> SampleEncoder for SampleCsv<W> {
+    fn write_sample(
+        &mut self,
+        dummy: u32,
+        session: u32,
+        transport: Transport,
+        s: &Sample,
+    ) -> std::io::Result<()> {
+        self.write_row(&RowNs::of_sample(dummy, session, transport, s))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 impl<W: Write> RecordSink<SampleRow> for SampleCsv<W> {
     fn write_record(&mut self, row: &SampleRow) -> std::io::Result<()> {
         self.write_row(&RowNs::of_row(row))
@@ -256,54 +263,19 @@ impl<W: Write> RecordSink<SampleRow> for SampleCsv<W> {
     }
 }
 
-/// Buffer of the samples file: large writes, a handful per second at 20,000 rows/s.
-const FILE_BUFFER: usize = 256 * 1024;
-
-/// Streams every row into one file (`samples.csv` in the run directory), in arrival order.
-///
-/// One file for all dummies: at 10,000 dummies a file each would hold 10,000 descriptors
-/// and buffers open; readers group by the `dummy` column.
-#[derive(Debug)]
-pub struct SampleCsvWriter {
-    path: PathBuf,
-    csv: SampleCsv<BufWriter<File>>,
-}
+/// `samples.csv` in the run directory.
+pub type SampleCsvWriter = SampleFile<SampleCsv<BufWriter<File>>>;
 
 impl SampleCsvWriter {
-    /// Creates (truncates) the file at `path`.
+    /// Creates (truncates) `samples.csv` at `path`.
     pub fn create(path: &Path) -> Result<Self, OutputError> {
-        let file = File::create(path).map_err(|e| OutputError::io("create", path, e))?;
-        Ok(Self {
-            path: path.to_owned(),
-            csv: SampleCsv::new(BufWriter::with_capacity(FILE_BUFFER, file)),
-        })
+        Self::create_with(path, SampleCsv::new)
     }
 
     /// Appends one row.
     pub fn write(&mut self, row: &SampleRow) -> Result<(), OutputError> {
-        self.csv
-            .write_record(row)
-            .map_err(|e| OutputError::io("write", &self.path, e))
-    }
-
-    /// Appends one received message.
-    pub fn write_sample(
-        &mut self,
-        dummy: u32,
-        session: u32,
-        transport: Transport,
-        s: &Sample,
-    ) -> Result<(), OutputError> {
-        self.csv
-            .write_sample(dummy, session, transport, s)
-            .map_err(|e| OutputError::io("write", &self.path, e))
-    }
-
-    /// Pushes buffered rows to the file.
-    pub fn flush(&mut self) -> Result<(), OutputError> {
-        self.csv
-            .flush()
-            .map_err(|e| OutputError::io("flush", &self.path, e))
+        let r = self.encoder_mut().write_record(row);
+        r.map_err(|e| self.failed("write", e))
     }
 }
 

@@ -190,6 +190,28 @@ pub fn bridge_no_remote(extra: &[&str]) -> Bridge {
     Bridge::spawn(&args)
 }
 
+/// `run --no-remote` on a free loopback port writing its run directory to `out`, final
+/// snapshot on stdout; `extra` adds flags.
+pub fn bridge_with_out(out: &std::path::Path, extra: &[&str]) -> Bridge {
+    let mut args = RUN_MEASURE_ONLY.to_vec();
+    args.retain(|a| *a != "--no-out");
+    args.extend_from_slice(&["--listen", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    Bridge::spawn(&args)
+}
+
+/// `coppelia-bridge emit --to ADDR` with `flags` (dummies, rate, duration...), its output
+/// discarded; panics unless it succeeds.
+pub fn emit(to: &str, flags: &[&str]) {
+    let status = Command::new(bin())
+        .args(["emit", "--to", to])
+        .args(flags)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "emit {flags:?} failed");
+}
+
 /// A loopback TCP port that refuses connections, held for as long as the socket lives: a
 /// socket bound but never listening answers SYNs with RST (as a closed port), and nobody else
 /// can bind the number meanwhile. (Binding a listener, reading its port and dropping it
