@@ -377,6 +377,11 @@ fn tcp_with_echo_and_oversized_frames() {
         );
     }
     assert!(report.echoes >= 3 * 39, "echoes: {}", report.echoes);
+    // Linux stamps stream sockets too (SO_TIMESTAMPNS on the TCP socket, `tcp_recv_timestamp`):
+    // every TCP message has a kernel receive stamp, hence a read backlog (the only traffic
+    // here is TCP).
+    let stamped = outcome.snapshot.backlog.as_ref().map_or(0, |b| b.count);
+    assert!(stamped >= 3 * 40, "kernel-stamped TCP messages: {stamped}");
     let frame_errors: u64 = outcome
         .snapshot
         .rejected
