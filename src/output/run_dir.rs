@@ -102,12 +102,11 @@ impl RunWriter {
         Ok(Self {
             dir: dir.to_owned(),
             meta,
-            samples: match format {
-                SamplesFormat::Csv => {
-                    Samples::Csv(SampleCsvWriter::create(&dir.join(SAMPLES_FILE))?)
-                }
-                SamplesFormat::Bin => {
-                    Samples::Bin(SampleBinWriter::create(&dir.join(SAMPLES_BIN_FILE))?)
+            samples: {
+                let path = dir.join(format.file_name());
+                match format {
+                    SamplesFormat::Csv => Samples::Csv(SampleCsvWriter::create(&path)?),
+                    SamplesFormat::Bin => Samples::Bin(SampleBinWriter::create(&path)?),
                 }
             },
             rtf: RtfCsv::new(open(RTF_FILE)?),

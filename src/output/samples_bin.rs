@@ -203,7 +203,8 @@ pub struct SampleBinReader<R: Read> {
     buf: Vec<u8>,
     index: u64,
     partial_tail: usize,
-    failed: bool,
+    /// No more records: end of input, a partial tail or a read error.
+    done: bool,
 }
 
 impl<R: Read> SampleBinReader<R> {
@@ -226,7 +227,7 @@ impl<R: Read> SampleBinReader<R> {
             buf: vec![0; record_len],
             index: 0,
             partial_tail: 0,
-            failed: got == 0,
+            done: got == 0,
         }))
     }
 
@@ -268,19 +269,19 @@ impl<R: Read> Iterator for SampleBinReader<R> {
     type Item = Result<BinRecord, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
+        if self.done {
             return None;
         }
         let got = match read_full(&mut self.inner, &mut self.buf) {
             Ok(n) => n,
             Err(e) => {
-                self.failed = true;
+                self.done = true;
                 return Some(Err(e.into()));
             }
         };
         if got < self.record_len {
             self.partial_tail = got;
-            self.failed = true;
+            self.done = true;
             return None;
         }
         let rec: &[u8; RECORD_LEN] = self.buf[..RECORD_LEN].try_into().expect("record length");

@@ -120,15 +120,13 @@ pub enum AtomicError<E> {
 }
 
 /// [`write_atomic`] for content streamed by `produce` (through a buffer) rather than held
-/// in memory. Nothing replaces `path` unless `produce` succeeds; an I/O error of the
-/// writer it is given is reported as the file's.
+/// in memory. Nothing replaces `path` unless `produce` succeeds. Its own errors, its
+/// writes' included, come back as [`AtomicError::Content`]; finishing the file (flush,
+/// fsync, rename) as [`AtomicError::Output`].
 pub fn write_atomic_with<T, E>(
     path: &Path,
     produce: impl FnOnce(&mut dyn Write) -> Result<T, E>,
-) -> Result<T, AtomicError<E>>
-where
-    E: From<std::io::Error>,
-{
+) -> Result<T, AtomicError<E>> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
