@@ -12,6 +12,10 @@
 //!   else (the cost any per-datagram receiver pays);
 //! - `recvmmsg` baseline: `recvmmsg` drains of 64 with timestamps, nothing else (the floor
 //!   for draining a queue);
+//! - paced `recvmmsg` baseline (steady load only): the bridge's own read pattern and
+//!   nothing else: drains of 64 with timestamps and source addresses, and after each
+//!   drain a 10 ms pause (the bridge's default read cadence). What is left above it is the
+//!   bridge's own work;
 //! - the bridge: `coppelia-bridge run --no-remote`, with `--no-out` and with its run
 //!   directory.
 //!
@@ -195,6 +199,8 @@ fn signal(pid: u32, sig: libc::c_int) {
 enum Receiver {
     Recvmsg,
     Recvmmsg,
+    /// `recvmmsg` as the bridge reads: 10 ms pause after each drain, source addresses.
+    RecvmmsgPaced,
     BridgeNoOut,
     BridgeRunDir,
     /// The run directory with `--samples-format bin`.
@@ -206,6 +212,7 @@ impl Receiver {
         match self {
             Receiver::Recvmsg => "bare recvmsg + SO_TIMESTAMPNS, per datagram",
             Receiver::Recvmmsg => "bare recvmmsg drain + SO_TIMESTAMPNS",
+            Receiver::RecvmmsgPaced => "bare recvmmsg, 10 ms cadence (bridge's reads)",
             Receiver::BridgeNoOut => "coppelia-bridge run --no-out",
             Receiver::BridgeRunDir => "coppelia-bridge run (run directory)",
             Receiver::BridgeRunDirBin => "coppelia-bridge run (run dir, samples.bin)",
@@ -233,11 +240,11 @@ struct Counted {
 
 fn start(kind: Receiver, expect: u64, work: &Path) -> Running {
     let (program, args, out) = match kind {
-        Receiver::Recvmsg | Receiver::Recvmmsg => {
-            let role = if kind == Receiver::Recvmsg {
-                "recvmsg"
-            } else {
-                "recvmmsg"
+        Receiver::Recvmsg | Receiver::Recvmmsg | Receiver::RecvmmsgPaced => {
+            let role = match kind {
+                Receiver::Recvmsg => "recvmsg",
+                Receiver::Recvmmsg => "recvmmsg",
+                _ => "recvmmsg-paced",
             };
             (
                 me(),
@@ -298,7 +305,10 @@ fn start(kind: Receiver, expect: u64, work: &Path) -> Running {
 /// the final counts.
 fn read_port(child: &mut Child, kind: Receiver) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let bridge = !matches!(kind, Receiver::Recvmsg | Receiver::Recvmmsg);
+    let bridge = !matches!(
+        kind,
+        Receiver::Recvmsg | Receiver::Recvmmsg | Receiver::RecvmmsgPaced
+    );
     let stream: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("stderr"));
     let mut lines = BufReader::new(stream).lines();
     while Instant::now() < deadline {
@@ -329,7 +339,7 @@ fn finish(mut r: Running, dummies: u32) -> Counted {
     let status = r.child.wait().expect("receiver ends");
     assert!(status.success(), "{:?} failed: {status}", r.kind);
     match r.kind {
-        Receiver::Recvmsg | Receiver::Recvmmsg => {
+        Receiver::Recvmsg | Receiver::Recvmmsg | Receiver::RecvmmsgPaced => {
             let f: Vec<f64> = stdout
                 .lines()
                 .find_map(|l| l.strip_prefix("counted "))
@@ -449,6 +459,7 @@ fn steady(s: &Scale) {
     let work = std::env::temp_dir();
     let kinds = [
         Receiver::Recvmsg,
+        Receiver::RecvmmsgPaced,
         Receiver::BridgeNoOut,
         Receiver::BridgeRunDir,
         Receiver::BridgeRunDirBin,
@@ -652,8 +663,9 @@ mod roles {
 
     pub fn run(role: &str, args: &[String]) {
         match role {
-            "recvmsg" => receive(args, false),
-            "recvmmsg" => receive(args, true),
+            "recvmsg" => receive(args, Read::PerDatagram),
+            "recvmmsg" => receive(args, Read::Drain),
+            "recvmmsg-paced" => receive(args, Read::Paced(Duration::from_millis(10))),
             "sender" => sender(args),
             other => panic!("unknown role {other}"),
         }
@@ -705,9 +717,22 @@ mod roles {
         Some(((kernel_ns? as f64 / 1e9 - sent) * 1e6) as f32)
     }
 
+    /// How a baseline receiver reads.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Read {
+        /// One `recvmsg` per datagram.
+        PerDatagram,
+        /// `recvmmsg` of up to 64, at once again.
+        Drain,
+        /// `recvmmsg` of up to 64 with source addresses; once the queue is empty (a short
+        /// read), a pause before the next read, as the bridge's read cadence does.
+        Paced(Duration),
+    }
+
     /// Counts datagrams until `expect` arrived or 2 s of silence; prints the count and the
     /// latency p50/p99 from the kernel stamps.
-    fn receive(args: &[String], batched: bool) {
+    fn receive(args: &[String], read: Read) {
+        let batched = read != Read::PerDatagram;
         let expect: u64 = arg(args, "expect", u64::MAX);
         let sock = bound();
         eprintln!("port {}", sock.local_addr().expect("addr").port());
@@ -717,6 +742,9 @@ mod roles {
         const N: usize = 64;
         let mut bufs = vec![[0u8; 2048]; N];
         let mut ctrl = vec![[0u64; 16]; N];
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut names: Vec<libc::sockaddr_storage> =
+            (0..N).map(|_| unsafe { std::mem::zeroed() }).collect();
         // SAFETY: all-zero is valid for these C structs.
         let mut hdrs: Vec<libc::mmsghdr> = (0..N).map(|_| unsafe { std::mem::zeroed() }).collect();
         let mut iovs: Vec<libc::iovec> = (0..N)
@@ -733,8 +761,13 @@ mod roles {
                     iov_len: 2048,
                 };
                 let h = &mut hdrs[i].msg_hdr;
-                h.msg_name = std::ptr::null_mut();
-                h.msg_namelen = 0;
+                if let Read::Paced(_) = read {
+                    h.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+                    h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+                } else {
+                    h.msg_name = std::ptr::null_mut();
+                    h.msg_namelen = 0;
+                }
                 h.msg_iov = &mut iovs[i];
                 h.msg_iovlen = 1;
                 h.msg_control = ctrl[i].as_mut_ptr().cast();
@@ -775,6 +808,11 @@ mod roles {
                 }
             }
             got += r as u64;
+            if let Read::Paced(pause) = read {
+                if (r as usize) < N {
+                    std::thread::sleep(pause);
+                }
+            }
         }
         lat.sort_by(f32::total_cmp);
         let q = |p: f64| {
