@@ -608,6 +608,7 @@ fn scale_run(seconds: u32, dummies: u32) {
         std::thread::sleep(Duration::from_secs(1));
         rss.push((t0.elapsed().as_secs(), rss_kib(pid)));
     }
+    let took = t0.elapsed().as_secs_f64();
     let peak = rss.iter().map(|r| r.1).max().unwrap_or(0);
     let counted = finish(r, dummies);
     let warm: Vec<u64> = rss
@@ -620,7 +621,8 @@ fn scale_run(seconds: u32, dummies: u32) {
         warm.iter().max().copied().unwrap_or(0),
     );
     println!(
-        "   sent {sent}, counted {}, lost {}; samples.csv rows {:?}",
+        "   sent {sent} in {took:.0} s ({:.0} datagrams/s; the sender is one thread), counted {}, lost {}; samples.csv rows {:?}",
+        sent as f64 / took,
         counted.received,
         sent.saturating_sub(counted.received),
         counted.samples_rows

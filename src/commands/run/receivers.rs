@@ -15,9 +15,29 @@ use crate::collector::{
 use crate::event::ReceiverEvent;
 use crate::remote_api::driver::{self, DriverEvent, DriverHandle};
 
-/// Receiver → run loop queue, in batches; when full, receivers wait and the kernel buffer
-/// absorbs.
-const QUEUE_BATCHES: usize = 256;
+/// Receiver → run loop queue depth, in batches (up to 1,024 messages and about 128 KiB
+/// each), when the kernel's receive buffer is small (no root, a low `net.core.rmem_max`):
+/// the queue then makes up for it while the run loop is behind.
+const QUEUE_BATCHES_SMALL_KERNEL_BUFFER: usize = 256;
+/// The same when the kernel granted a large buffer: it absorbs (a full queue makes the
+/// receiver wait, and datagrams wait in the kernel, stamped), so the queue stays short. A
+/// long one held up to 32 MiB of messages in flight while the run loop was behind, and the
+/// bridge's RSS grew in steps with it (10,000 dummies, docs/PERFORMANCE.md).
+const QUEUE_BATCHES_LARGE_KERNEL_BUFFER: usize = 8;
+/// A kernel buffer this large (`SO_RCVBUF` as reported) counts as large: about 64,000 small
+/// datagrams (Linux charges about 1 KiB each), 3 s of 1,000 dummies at 20 Hz.
+const LARGE_KERNEL_BUFFER: usize = 64 << 20;
+const _: () = assert!(QUEUE_BATCHES_LARGE_KERNEL_BUFFER < QUEUE_BATCHES_SMALL_KERNEL_BUFFER);
+
+/// Depth of the receiver → run loop queue for a UDP socket whose kernel buffer is
+/// `kernel_buffer` bytes.
+fn queue_batches(kernel_buffer: usize) -> usize {
+    if kernel_buffer >= LARGE_KERNEL_BUFFER {
+        QUEUE_BATCHES_LARGE_KERNEL_BUFFER
+    } else {
+        QUEUE_BATCHES_SMALL_KERNEL_BUFFER
+    }
+}
 
 /// Bound receivers, already receiving into their queue.
 #[derive(Debug)]
@@ -52,8 +72,6 @@ pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
         Some(a) => Some(args.filter_for("--tcp-listen", a)?),
         None => None,
     };
-    let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
-    let weak = tx.downgrade();
     let bound_ns = crate::time::unix_now_ns();
     let udp = bind_udp(&UdpConfig {
         listen: args.listen,
@@ -61,6 +79,8 @@ pub async fn bind_receivers(args: &CollectArgs) -> anyhow::Result<Receivers> {
         cadence: ReadCadence::default(),
         allow: udp_allow,
     })?;
+    let (tx, rx) = mpsc::channel(queue_batches(udp.effective_recv_buffer));
+    let weak = tx.downgrade();
     if let Some(line) = args.exposure().describe("UDP", udp.local_addr) {
         tracing::warn!(kind = "warning", "{line}");
     }
@@ -161,4 +181,22 @@ pub async fn connect_sim(sim: &SimArgs) -> anyhow::Result<SimLink> {
         handle,
         early,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_is_short_only_where_the_kernel_buffer_absorbs() {
+        // Root's default: 256 MiB requested, reported doubled.
+        assert_eq!(queue_batches(512 << 20), QUEUE_BATCHES_LARGE_KERNEL_BUFFER);
+        assert_eq!(
+            queue_batches(LARGE_KERNEL_BUFFER),
+            QUEUE_BATCHES_LARGE_KERNEL_BUFFER
+        );
+        // Without root: capped at net.core.rmem_max (Debian's default 212,992, doubled).
+        assert_eq!(queue_batches(425_984), QUEUE_BATCHES_SMALL_KERNEL_BUFFER);
+        assert_eq!(queue_batches(0), QUEUE_BATCHES_SMALL_KERNEL_BUFFER);
+    }
 }
