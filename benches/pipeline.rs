@@ -218,6 +218,16 @@ impl Receiver {
             Receiver::BridgeRunDirBin => "coppelia-bridge run (run dir, samples.bin)",
         }
     }
+
+    /// The `--role` of a baseline receiver (this binary); `None` for the bridge.
+    fn baseline_role(self) -> Option<&'static str> {
+        match self {
+            Receiver::Recvmsg => Some("recvmsg"),
+            Receiver::Recvmmsg => Some("recvmmsg"),
+            Receiver::RecvmmsgPaced => Some("recvmmsg-paced"),
+            Receiver::BridgeNoOut | Receiver::BridgeRunDir | Receiver::BridgeRunDirBin => None,
+        }
+    }
 }
 
 /// A started receiver and where it listens.
@@ -239,20 +249,13 @@ struct Counted {
 }
 
 fn start(kind: Receiver, expect: u64, work: &Path) -> Running {
-    let (program, args, out) = match kind {
-        Receiver::Recvmsg | Receiver::Recvmmsg | Receiver::RecvmmsgPaced => {
-            let role = match kind {
-                Receiver::Recvmsg => "recvmsg",
-                Receiver::Recvmmsg => "recvmmsg",
-                _ => "recvmmsg-paced",
-            };
-            (
-                me(),
-                vec![format!("--role={role}"), format!("--expect={expect}")],
-                None,
-            )
-        }
-        Receiver::BridgeNoOut | Receiver::BridgeRunDir | Receiver::BridgeRunDirBin => {
+    let (program, args, out) = match kind.baseline_role() {
+        Some(role) => (
+            me(),
+            vec![format!("--role={role}"), format!("--expect={expect}")],
+            None,
+        ),
+        None => {
             let mut a: Vec<String> = [
                 "run",
                 "--no-remote",
@@ -305,10 +308,7 @@ fn start(kind: Receiver, expect: u64, work: &Path) -> Running {
 /// the final counts.
 fn read_port(child: &mut Child, kind: Receiver) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let bridge = !matches!(
-        kind,
-        Receiver::Recvmsg | Receiver::Recvmmsg | Receiver::RecvmmsgPaced
-    );
+    let bridge = kind.baseline_role().is_none();
     let stream: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("stderr"));
     let mut lines = BufReader::new(stream).lines();
     while Instant::now() < deadline {
@@ -338,8 +338,8 @@ fn finish(mut r: Running, dummies: u32) -> Counted {
     }
     let status = r.child.wait().expect("receiver ends");
     assert!(status.success(), "{:?} failed: {status}", r.kind);
-    match r.kind {
-        Receiver::Recvmsg | Receiver::Recvmmsg | Receiver::RecvmmsgPaced => {
+    match r.kind.baseline_role() {
+        Some(_) => {
             let f: Vec<f64> = stdout
                 .lines()
                 .find_map(|l| l.strip_prefix("counted "))
@@ -354,7 +354,7 @@ fn finish(mut r: Running, dummies: u32) -> Counted {
                 samples_rows: None,
             }
         }
-        _ => bridge_counted(&stdout, r.out.as_deref()),
+        None => bridge_counted(&stdout, r.out.as_deref()),
     }
 }
 
