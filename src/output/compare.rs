@@ -7,7 +7,7 @@
 //! report and the exports. Run-wide figures are defined in `docs/METRICS.md`
 //! ("Comparing runs").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::metrics::{DummySnapshot, RunSnapshot};
 use crate::output::columns::{column, Align, Column, ColumnId};
@@ -115,10 +115,15 @@ pub fn compare(runs: &[(String, &RunSnapshot)]) -> Comparison {
             names.entry(d.id).or_insert(&d.name);
         }
     }
+    // Each run's dummies by id, once (a search per dummy and run was quadratic).
+    let by_id: Vec<HashMap<u32, &DummySnapshot>> = runs
+        .iter()
+        .map(|(_, s)| s.dummies.iter().map(|d| (d.id, d)).collect())
+        .collect();
     for (id, name) in names {
-        let per_run = runs
+        let per_run = by_id
             .iter()
-            .map(|(_, s)| s.dummies.iter().find(|d| d.id == id).map(dummy_figures))
+            .map(|run| run.get(&id).map(|d| dummy_figures(d)))
             .collect();
         scopes.push(Scope {
             label: format!("{name} #{id}"),

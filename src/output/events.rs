@@ -2,6 +2,7 @@
 //! changes, new sessions, losses, warnings). [`diff_events`] derives most of them from two
 //! consecutive snapshots, so the app only adds run start/end and its own warnings.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
@@ -43,9 +44,13 @@ impl Event {
 pub fn diff_events(prev: Option<&RunSnapshot>, next: &RunSnapshot) -> Vec<Event> {
     let mut out = Vec::new();
     sim_events(prev, next, &mut out);
+    // By id, once: a search per dummy made this quadratic (9 % of the bridge's CPU with
+    // 10,000 dummies, the run directory diffing once a second).
+    let before: HashMap<u32, &DummySnapshot> = prev
+        .map(|p| p.dummies.iter().map(|b| (b.id, b)).collect())
+        .unwrap_or_default();
     for d in &next.dummies {
-        let before = prev.and_then(|p| p.dummies.iter().find(|b| b.id == d.id));
-        match before {
+        match before.get(&d.id) {
             None => out.push(Event::at(
                 next,
                 EventKind::DummyRegistered,
@@ -228,6 +233,23 @@ mod tests {
             ]
         );
         assert_eq!(events[3].message, "Dummy1 lost 3 messages (total 7)");
+    }
+
+    #[test]
+    fn dummies_are_matched_by_id_whatever_their_order() {
+        let mut prev = sample_run_snapshot();
+        prev.dummies.reverse();
+        prev.dummies.remove(0); // dummy 2 is new in `next`
+        let mut next = sample_run_snapshot();
+        next.dummies[0].state = DummyState::Idle;
+        let events = diff_events(Some(&prev), &next);
+        assert_eq!(
+            kinds(&events),
+            vec![
+                (EventKind::DummyState, Some(0)),
+                (EventKind::DummyRegistered, Some(2)),
+            ]
+        );
     }
 
     #[test]
