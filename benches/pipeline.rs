@@ -236,6 +236,10 @@ struct Running {
     port: u16,
     kind: Receiver,
     out: Option<PathBuf>,
+    /// All of the receiver's stdout, read as it comes: a pipe nobody reads fills at 64 KiB
+    /// and blocks the writer (the bridge's first `--json-stream` line at 100 dummies is
+    /// ~93 KB, so the drain part measured a bridge stalled on stdout, not draining).
+    stdout: std::thread::JoinHandle<String>,
 }
 
 /// What a receiver counted once it ended.
@@ -295,9 +299,16 @@ fn start(kind: Receiver, expect: u64, work: &Path) -> Running {
         .spawn()
         .expect("start receiver");
     let port = read_port(&mut child, kind);
+    let mut pipe = child.stdout.take().expect("stdout");
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    });
     Running {
         child,
         port,
+        stdout,
         kind,
         out,
     }
@@ -332,11 +343,8 @@ fn read_port(child: &mut Child, kind: Receiver) -> u16 {
 }
 
 fn finish(mut r: Running, dummies: u32) -> Counted {
-    let mut stdout = String::new();
-    if let Some(mut s) = r.child.stdout.take() {
-        let _ = s.read_to_string(&mut stdout);
-    }
     let status = r.child.wait().expect("receiver ends");
+    let stdout = r.stdout.join().expect("stdout reader");
     assert!(status.success(), "{:?} failed: {status}", r.kind);
     match r.kind.baseline_role() {
         Some(_) => {

@@ -45,7 +45,7 @@ pub mod tui;
 use std::path::PathBuf;
 
 pub use events::{diff_events, Event, EventKind};
-pub use json_stream::snapshot_json_line;
+pub use json_stream::{snapshot_json_line, LineWriter};
 pub use prometheus::{render_prometheus, serve_metrics};
 pub use report::{write_report, ReportError};
 pub use run_dir::{default_run_dir, RunWriter, SamplesFormat};

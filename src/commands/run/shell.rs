@@ -148,7 +148,10 @@ pub async fn collect_with(
         low_latency,
         snapshots,
         view,
-        json: args.output.json_stream,
+        json: args
+            .output
+            .json_stream
+            .then(crate::output::LineWriter::stdout),
         driver: None,
         stopping_driver: None,
         finish: false,
@@ -314,7 +317,8 @@ struct Exec {
     low_latency: std::sync::Arc<std::sync::atomic::AtomicBool>,
     snapshots: watch::Sender<RunSnapshot>,
     view: Option<watch::Sender<RunSnapshot>>,
-    json: bool,
+    /// `--json-stream`: lines written off the run loop (a slow reader must not stall it).
+    json: Option<crate::output::LineWriter>,
     driver: Option<crate::remote_api::driver::DriverHandle>,
     stopping_driver: Option<tokio::task::JoinHandle<()>>,
     finish: bool,
@@ -357,7 +361,16 @@ impl Exec {
     fn publish(&mut self, p: Published) {
         self.sink.tick(&p.run, &p.sessions);
         if p.print {
-            print_snapshot(&p.run, self.json);
+            match &mut self.json {
+                Some(lines) => {
+                    lines.send(crate::output::snapshot_json_line(&p.run));
+                }
+                None => {
+                    for line in crate::output::plain_lines(&p.run) {
+                        tracing::info!("{line}");
+                    }
+                }
+            }
         }
         if let Some(v) = &self.view {
             let _ = v.send(p.view.unwrap_or_else(|| p.run.clone()));
@@ -373,17 +386,6 @@ fn log_notice(n: &Notice) {
         Level::Info => tracing::info!(kind, "{}", n.message),
         Level::Warn => tracing::warn!(kind, "{}", n.message),
         Level::Error => tracing::error!(kind, "{}", n.message),
-    }
-}
-
-/// Plain periodic lines (no live view) or one `--json-stream` line.
-fn print_snapshot(s: &RunSnapshot, json: bool) {
-    if json {
-        println!("{}", crate::output::snapshot_json_line(s));
-        return;
-    }
-    for line in crate::output::plain_lines(s) {
-        tracing::info!("{line}");
     }
 }
 
