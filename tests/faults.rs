@@ -8,7 +8,9 @@
 //!   failing while the run goes on (`/dev/full`, and a full tmpfs where mounting is
 //!   allowed): one error when it happens, measuring goes on, non-zero exit at the end;
 //! - the receive buffer overflowing while the bridge is stopped: the kernel's drops are in
-//!   the run's figures and equal to what is missing.
+//!   the run's figures and equal to what is missing;
+//! - `--json-stream` into a pipe nobody reads: lines are dropped with a warning, the
+//!   measurement goes on.
 //!
 //! Already covered elsewhere and not repeated here: the simulation restarted under a running
 //! bridge (`standin_e2e::run_starts_and_stops_and_detects_a_restart`), SIGTERM, SIGINT and
@@ -492,4 +494,91 @@ fn udp_rx_queue(port: u16) -> Option<u64> {
         (cols.get(1)? == &local)
             .then(|| u64::from_str_radix(queues.split(':').nth(1).unwrap_or("0"), 16).unwrap_or(0))
     })
+}
+
+/// `--json-stream` into a pipe nobody reads (a script that stopped reading, `| less` left
+/// open): the lines back up, some are dropped with a warning, and the measurement goes on.
+/// Before, the run loop blocked in `println!` once the pipe was full (one line at 200
+/// dummies is more than its 64 KiB) and nothing more was received.
+#[test]
+fn a_stdout_nobody_reads_never_stalls_the_measurement() {
+    let _g = serial();
+    let bridge = Bridge::spawn(&[
+        "run",
+        "--no-remote",
+        "--no-out",
+        "--no-tui",
+        "--json-stream",
+        "--print-interval",
+        "100ms",
+        "--idle-timeout",
+        "0",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let addr: std::net::SocketAddr = bridge.udp_addr().parse().unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let hello = |id: u32| {
+        Message::Hello(coppelia_bridge::wire::Hello {
+            dummy_id: id,
+            dt_s: 0.05,
+            script_version: 1,
+            flags: 0,
+            name: format!("StalledStdoutDummy{id}"),
+        })
+        .encode()
+    };
+    let stamp = |id: u32, seq: u32| {
+        Message::Stamp(Stamp {
+            dummy_id: id,
+            seq,
+            step: seq,
+            sim_time_s: f64::from(seq) * 0.05,
+            sent_unix_s: coppelia_bridge::time::unix_now_ns() as f64 / 1e9,
+            rtt_us: NO_RTT,
+        })
+        .encode()
+    };
+    let first = 200u32;
+    for id in 0..first {
+        sock.send_to(&hello(id), addr).unwrap();
+        sock.send_to(&stamp(id, 0), addr).unwrap();
+    }
+    bridge.wait_for(&format!("StalledStdoutDummy{} ", first - 1), WAIT);
+    // Lines of ~200 KB every 100 ms into a pipe nobody reads: the writer blocks, 4 wait,
+    // the next is dropped.
+    bridge.wait_for("a --json-stream line was dropped", WAIT);
+    // The run loop still handles messages: new dummies register (a notice it logs itself).
+    for id in first..first + 5 {
+        sock.send_to(&hello(id), addr).unwrap();
+        sock.send_to(&stamp(id, 0), addr).unwrap();
+    }
+    bridge.wait_for(&format!("StalledStdoutDummy{} ", first + 4), WAIT);
+    // Now read stdout, so the queued lines and the final one can be written, and stop.
+    let mut bridge = bridge;
+    let mut pipe = bridge.child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut pipe, &mut text).unwrap();
+        text
+    });
+    signal(&bridge.child, libc::SIGTERM);
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = bridge.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let snap = final_snapshot(&reader.join().unwrap());
+    assert_eq!(snap.dummies.len(), (first + 5) as usize);
+    assert!(
+        snap.dummies.iter().all(|d| d.messages == 1),
+        "every stamp counted"
+    );
 }
