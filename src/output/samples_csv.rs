@@ -223,17 +223,17 @@ fn push_fixed(line: &mut Vec<u8>, v: i64, digits: u32) {
     if v < 0 {
         line.push(b'-');
     }
-    line.extend_from_slice(itoa::Buffer::new().format(magnitude / scale).as_bytes());
+    let mut ints = itoa::Buffer::new();
+    line.extend_from_slice(ints.format(magnitude / scale).as_bytes());
     line.push(b'.');
-    let mut frac = magnitude % scale;
-    let mut width = digits as usize;
-    while width > 1 && frac % 10 == 0 {
-        frac /= 10;
-        width -= 1;
+    // The fraction zero-padded to `digits`, then its trailing zeros dropped (one kept).
+    let frac = ints.format(magnitude % scale).as_bytes();
+    line.extend(std::iter::repeat_n(b'0', digits as usize - frac.len()));
+    line.extend_from_slice(frac);
+    let first_digit = line.len() - digits as usize;
+    while line.len() > first_digit + 1 && line.last() == Some(&b'0') {
+        line.pop();
     }
-    let digits_of = itoa::Buffer::new().format(frac).len();
-    line.extend(std::iter::repeat_n(b'0', width - digits_of));
-    line.extend_from_slice(itoa::Buffer::new().format(frac).as_bytes());
 }
 
 /// The receive path's call: no [`SampleRow`] needed.
