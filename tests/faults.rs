@@ -418,17 +418,7 @@ fn receive_buffer_overflow_is_reported_as_kernel_drops_equal_to_the_loss() {
     let bridge = common::bridge_with_out(&out, &["--recv-buffer", "4KiB", "--idle-timeout", "0"]);
     let addr: std::net::SocketAddr = bridge.udp_addr().parse().unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let stamp = |seq: u32| {
-        Message::Stamp(Stamp {
-            dummy_id: 5,
-            seq,
-            step: seq,
-            sim_time_s: f64::from(seq) * 0.05,
-            sent_unix_s: coppelia_bridge::time::unix_now_ns() as f64 / 1e9,
-            rtt_us: NO_RTT,
-        })
-        .encode()
-    };
+    let stamp = |seq: u32| stamp_now(5, seq);
     // One stamp while running, so the dummy is known before the overflow.
     sock.send_to(&stamp(0), addr).unwrap();
     bridge.wait_for("Dummy5", WAIT);
@@ -484,6 +474,19 @@ fn receive_buffer_overflow_is_reported_as_kernel_drops_equal_to_the_loss() {
     assert_eq!(summary["final"]["kernel_drops"], drops);
 }
 
+/// A STAMP of dummy `id` at step `seq` (20 Hz simulation time), sent now.
+fn stamp_now(id: u32, seq: u32) -> Vec<u8> {
+    Message::Stamp(Stamp {
+        dummy_id: id,
+        seq,
+        step: seq,
+        sim_time_s: f64::from(seq) * 0.05,
+        sent_unix_s: coppelia_bridge::time::unix_now_ns() as f64 / 1e9,
+        rtt_us: NO_RTT,
+    })
+    .encode()
+}
+
 /// Bytes queued on the loopback UDP socket bound to `port` (`rx_queue` of /proc/net/udp).
 fn udp_rx_queue(port: u16) -> Option<u64> {
     let table = std::fs::read_to_string("/proc/net/udp").ok()?;
@@ -503,19 +506,13 @@ fn udp_rx_queue(port: u16) -> Option<u64> {
 #[test]
 fn a_stdout_nobody_reads_never_stalls_the_measurement() {
     let _g = serial();
-    let bridge = Bridge::spawn(&[
-        "run",
-        "--no-remote",
-        "--no-out",
-        "--no-tui",
-        "--json-stream",
-        "--print-interval",
-        "100ms",
-        "--idle-timeout",
-        "0",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    // Measure only, but a line every 100 ms instead of once an hour.
+    let mut args: Vec<&str> = common::RUN_MEASURE_ONLY
+        .iter()
+        .map(|&a| if a == "1h" { "100ms" } else { a })
+        .collect();
+    args.extend_from_slice(&["--idle-timeout", "0", "--listen", "127.0.0.1:0"]);
+    let bridge = Bridge::spawn(&args);
     let addr: std::net::SocketAddr = bridge.udp_addr().parse().unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let hello = |id: u32| {
@@ -528,17 +525,7 @@ fn a_stdout_nobody_reads_never_stalls_the_measurement() {
         })
         .encode()
     };
-    let stamp = |id: u32, seq: u32| {
-        Message::Stamp(Stamp {
-            dummy_id: id,
-            seq,
-            step: seq,
-            sim_time_s: f64::from(seq) * 0.05,
-            sent_unix_s: coppelia_bridge::time::unix_now_ns() as f64 / 1e9,
-            rtt_us: NO_RTT,
-        })
-        .encode()
-    };
+    let stamp = stamp_now;
     let first = 200u32;
     for id in 0..first {
         sock.send_to(&hello(id), addr).unwrap();
