@@ -638,7 +638,7 @@ fn scale_run(seconds: u32, dummies: u32) {
     let took = t0.elapsed().as_secs_f64();
     // The bridge's CPU while the sender ran (its backlog, if any, is drained after): how
     // much of its one core the load took, i.e. the headroom left.
-    let busy = (cpu_ns(pid) - c0) as f64 / 1e9 / took;
+    let busy = cpu_ns(pid).saturating_sub(c0) as f64 / 1e9 / took;
     let peak = rss.iter().map(|r| r.1).max().unwrap_or(0);
     let counted = finish(r, dummies);
     let warm: Vec<u64> = rss

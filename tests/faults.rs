@@ -525,11 +525,10 @@ fn a_stdout_nobody_reads_never_stalls_the_measurement() {
         })
         .encode()
     };
-    let stamp = stamp_now;
     let first = 200u32;
     for id in 0..first {
         sock.send_to(&hello(id), addr).unwrap();
-        sock.send_to(&stamp(id, 0), addr).unwrap();
+        sock.send_to(&stamp_now(id, 0), addr).unwrap();
     }
     bridge.wait_for(&format!("StalledStdoutDummy{} ", first - 1), WAIT);
     // Lines of ~200 KB every 100 ms into a pipe nobody reads: the writer blocks, 4 wait,
@@ -538,31 +537,15 @@ fn a_stdout_nobody_reads_never_stalls_the_measurement() {
     // The run loop still handles messages: new dummies register (a notice it logs itself).
     for id in first..first + 5 {
         sock.send_to(&hello(id), addr).unwrap();
-        sock.send_to(&stamp(id, 0), addr).unwrap();
+        sock.send_to(&stamp_now(id, 0), addr).unwrap();
     }
     bridge.wait_for(&format!("StalledStdoutDummy{} ", first + 4), WAIT);
-    // Now read stdout, so the queued lines and the final one can be written, and stop.
-    let mut bridge = bridge;
-    let mut pipe = bridge.child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut pipe, &mut text).unwrap();
-        text
-    });
+    // Stop; `finish` reads stdout meanwhile, so the queued lines and the final one can be
+    // written.
     signal(&bridge.child, libc::SIGTERM);
-    let deadline = std::time::Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = bridge.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bridge did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (status, stdout) = bridge.finish(WAIT);
     assert!(status.success(), "{status}");
-    let snap = final_snapshot(&reader.join().unwrap());
+    let snap = final_snapshot(&stdout);
     assert_eq!(snap.dummies.len(), (first + 5) as usize);
     assert!(
         snap.dummies.iter().all(|d| d.messages == 1),

@@ -123,7 +123,7 @@ pub fn compare(runs: &[(String, &RunSnapshot)]) -> Comparison {
     for (id, name) in names {
         let per_run = by_id
             .iter()
-            .map(|run| run.get(&id).map(|d| dummy_figures(d)))
+            .map(|run| run.get(&id).copied().map(dummy_figures))
             .collect();
         scopes.push(Scope {
             label: format!("{name} #{id}"),

@@ -26,8 +26,8 @@ pub fn snapshot_json_line(snapshot: &RunSnapshot) -> String {
 /// for the queued lines, so whatever is printed after it (the final line) comes last.
 #[derive(Debug)]
 pub struct LineWriter {
-    tx: Option<SyncSender<String>>,
-    thread: Option<JoinHandle<()>>,
+    /// The queue and the thread that empties it; `None` if no thread could be started.
+    writer: Option<(SyncSender<String>, JoinHandle<()>)>,
     dropped: u64,
 }
 
@@ -55,43 +55,35 @@ impl LineWriter {
                     }
                 }
             });
-        match thread {
-            Ok(thread) => Self {
-                tx: Some(tx),
-                thread: Some(thread),
-                dropped: 0,
-            },
-            Err(e) => {
+        let writer = thread
+            .inspect_err(|e| {
                 tracing::warn!(kind = "warning", "no thread for --json-stream lines ({e}): they are printed by the run loop, which a slow reader of stdout can stall");
-                Self {
-                    tx: None,
-                    thread: None,
-                    dropped: 0,
-                }
-            }
-        }
+            })
+            .ok()
+            .map(|thread| (tx, thread));
+        Self { writer, dropped: 0 }
     }
 
     /// Queues `line` (without its newline); false if it was dropped.
     pub fn send(&mut self, line: String) -> bool {
-        let Some(tx) = &self.tx else {
+        let Some((tx, _)) = &self.writer else {
             println!("{line}");
             return true;
         };
-        match tx.try_send(line) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped += 1;
-                if self.dropped == 1 {
-                    tracing::warn!(
-                        kind = "warning",
-                        "a --json-stream line was dropped: stdout is not read as fast as lines come \
-                         (the measurement goes on; read the pipe, or raise --print-interval)"
-                    );
-                }
-                false
-            }
+        let why = match tx.try_send(line) {
+            Ok(()) => return true,
+            Err(TrySendError::Full(_)) => "stdout is not read as fast as lines come",
+            Err(TrySendError::Disconnected(_)) => "stdout was closed",
+        };
+        self.dropped += 1;
+        if self.dropped == 1 {
+            tracing::warn!(
+                kind = "warning",
+                "a --json-stream line was dropped: {why} \
+                 (the measurement goes on; read the pipe, or raise --print-interval)"
+            );
         }
+        false
     }
 
     /// Lines dropped so far.
@@ -102,14 +94,14 @@ impl LineWriter {
 
 impl Drop for LineWriter {
     fn drop(&mut self) {
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some((tx, thread)) = self.writer.take() {
+            drop(tx); // ends the thread once the queued lines are written
+            let _ = thread.join();
         }
         if self.dropped > 0 {
             tracing::warn!(
                 kind = "warning",
-                "{} --json-stream line(s) were dropped because stdout was read too slowly",
+                "{} --json-stream line(s) were dropped: stdout was read too slowly or closed",
                 self.dropped
             );
         }

@@ -93,20 +93,19 @@ impl Bridge {
         after(&line, "listening for UDP datagrams on ")
     }
 
-    /// Waits for exit (bounded) and returns stdout.
+    /// Waits for exit (bounded) and returns stdout, read while the bridge ends: a pipe
+    /// nobody reads would block its last lines.
     pub fn finish(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let mut pipe = self.child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut pipe, &mut out).unwrap();
+            out
+        });
         let deadline = std::time::Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                let mut out = String::new();
-                use std::io::Read;
-                self.child
-                    .stdout
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut out)
-                    .unwrap();
-                return (status, out);
+                return (status, reader.join().unwrap());
             }
             if std::time::Instant::now() > deadline {
                 let _ = self.child.kill();
