@@ -96,12 +96,45 @@ fn relative_error_at(sub_bits: u32) -> f64 {
     1.0 / (1u64 << (sub_bits - 1)) as f64
 }
 
-/// Counts of the buckets in use, sorted by key, in the layout with `sub_bits`; at most
-/// `budget` of them.
-#[derive(Debug, Clone, PartialEq)]
+/// Values below this many µs are counted in a dense array while the layout is at full
+/// precision, where each of them is its own bucket (key = value): one indexed add instead of
+/// a binary search over cold memory, at 10,000 dummies the costliest step of recording
+/// (docs/PERFORMANCE.md). 512 × 8 bytes = 4 KiB, allocated and written once, at the first
+/// such value, so the memory a distribution takes for its common latencies does not grow in
+/// steps afterwards. Which buckets exist, and so the budget, coarsening and the quantiles, are
+/// exactly those of the sparse buckets alone (tested).
+const DENSE: usize = 512;
+const _: () = assert!(DENSE <= 1 << SUB_BITS);
+
+/// Most sparse buckets kept beside the dense counts: past this many, the dense counts are
+/// folded into the sparse ones and the distribution goes on sparse only. So a distribution
+/// takes at most 4 KiB + 512 × 12 bytes = 10 KiB with its dense counts, and at most
+/// [`MAX_BUCKETS`] × 12 bytes = 12 KiB without: never more than before the dense counts.
+const SPARSE_BESIDE_DENSE: usize = 512;
+
+/// Counts of the buckets in use, in the layout with `sub_bits`; at most `budget` of them.
+///
+/// At full precision the buckets of values below [`DENSE`] are counted in `low` (a zero count
+/// is a bucket not in use) and every other bucket in `keys`/`counts`, sorted by key. Once
+/// coarsened, or once more than [`SPARSE_BESIDE_DENSE`] sparse buckets are needed, all of them
+/// are in `keys`/`counts` and `low` is empty (`low_off`) until [`Buckets::clear`].
+#[derive(Debug, Clone)]
 struct Buckets {
     keys: Vec<u32>,
     counts: Vec<u64>,
+    /// Empty, or [`DENSE`] counts indexed by value (only at full precision).
+    low: Vec<u64>,
+    /// The dense counts were folded into the sparse ones: values below [`DENSE`] go to the
+    /// sparse buckets too.
+    low_off: bool,
+    /// Non-zero counts in `low`.
+    low_used: u32,
+    /// The non-zero counts of `low` lie in `low_first..=low_last` (when `low_used > 0`).
+    low_first: u16,
+    low_last: u16,
+    /// The value `low` counted last: the line the next value of this distribution most
+    /// likely lands in (for [`LatencyHistogram::prefetch`]).
+    low_recent: u16,
     /// Sub-bucket bits of the current layout: [`SUB_BITS`] until the budget forces coarsening.
     sub_bits: u32,
     budget: u32,
@@ -110,6 +143,14 @@ struct Buckets {
 impl Default for Buckets {
     fn default() -> Self {
         Self::with_budget(MAX_BUCKETS)
+    }
+}
+
+/// Equal when they hold the same buckets with the same counts, whichever array holds them.
+impl PartialEq for Buckets {
+    fn eq(&self, other: &Self) -> bool {
+        (self.sub_bits, self.budget) == (other.sub_bits, other.budget)
+            && self.iter().eq(other.iter())
     }
 }
 
@@ -124,23 +165,73 @@ impl Buckets {
         Self {
             keys: Vec::new(),
             counts: Vec::new(),
+            low: Vec::new(),
+            low_off: false,
+            low_used: 0,
+            low_first: 0,
+            low_last: 0,
+            low_recent: 0,
             sub_bits: SUB_BITS,
             budget: budget as u32,
         }
     }
 
+    /// Buckets in use.
+    fn len(&self) -> usize {
+        self.keys.len() + self.low_used as usize
+    }
+
+    /// Every bucket in use and its count, by increasing key.
+    fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let (first, low) = match self.low_used {
+            0 => (0, &[][..]),
+            _ => (
+                self.low_first as usize,
+                &self.low[self.low_first as usize..=self.low_last as usize],
+            ),
+        };
+        // Below DENSE at full precision, a bucket's key is its value.
+        let dense = (first..).zip(low).filter(|&(_, &c)| c > 0);
+        dense
+            .map(|(v, &c)| (v as u32, c))
+            .chain(self.keys.iter().copied().zip(self.counts.iter().copied()))
+    }
+
     /// Adds `n` to the bucket of value `v`; coarsens first if that bucket is new and the
-    /// budget is full. Common case: the bucket exists, one binary search.
+    /// budget is full. Common case: the bucket exists, one indexed add (values below
+    /// [`DENSE`]) or one binary search. Adding 0 changes nothing.
     #[inline]
     fn record(&mut self, v: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
         loop {
+            if v < DENSE as u64 && !self.low_off && self.sub_bits == SUB_BITS {
+                if self.low.is_empty() {
+                    self.open_low();
+                }
+                let i = v as usize;
+                if self.low[i] == 0 {
+                    if self.len() >= self.budget as usize {
+                        self.coarsen_to(self.sub_bits - 1);
+                        continue;
+                    }
+                    self.note_low_in_use(i);
+                }
+                self.low[i] += n;
+                self.low_recent = i as u16;
+                return;
+            }
             let key = key_at(v, self.sub_bits);
             match self.keys.binary_search(&key) {
                 Ok(i) => {
                     self.counts[i] += n;
                     return;
                 }
-                Err(i) if self.keys.len() < self.budget as usize => {
+                Err(_) if !self.low.is_empty() && self.keys.len() >= SPARSE_BESIDE_DENSE => {
+                    self.fold_low();
+                }
+                Err(i) if self.len() < self.budget as usize => {
                     self.keys.insert(i, key);
                     self.counts.insert(i, n);
                     return;
@@ -150,6 +241,47 @@ impl Buckets {
                 Err(_) => self.coarsen_to(self.sub_bits - 1),
             }
         }
+    }
+
+    /// Allocates `low` and writes it whole, so its pages are resident from now on.
+    #[cold]
+    #[inline(never)]
+    fn open_low(&mut self) {
+        self.low.resize(DENSE, 0);
+    }
+
+    #[inline]
+    fn note_low_in_use(&mut self, i: usize) {
+        let i16 = i as u16;
+        if self.low_used == 0 {
+            (self.low_first, self.low_last) = (i16, i16);
+        } else {
+            self.low_first = self.low_first.min(i16);
+            self.low_last = self.low_last.max(i16);
+        }
+        self.low_used += 1;
+    }
+
+    /// Moves the counts of `low` into `keys`/`counts` (they all come before the sparse keys)
+    /// and frees it: coarser layouts are sparse only, and so is a wide spread of values.
+    #[cold]
+    #[inline(never)]
+    fn fold_low(&mut self) {
+        self.low_off = true;
+        if self.low.is_empty() {
+            return;
+        }
+        let n = self.len();
+        // Capacity: a power of two up to the budget, as the vectors' doubling would give.
+        let cap = n.next_power_of_two().min(self.budget as usize).max(n);
+        let (mut keys, mut counts) = (Vec::with_capacity(cap), Vec::with_capacity(cap));
+        for (k, c) in self.iter() {
+            keys.push(k);
+            counts.push(c);
+        }
+        (self.keys, self.counts) = (keys, counts);
+        self.low = Vec::new();
+        self.low_used = 0;
     }
 
     /// Adds `n` to the bucket `key` of the full-precision layout (the reference tests use
@@ -172,6 +304,7 @@ impl Buckets {
         if sub_bits == from {
             return;
         }
+        self.fold_low();
         let mut w = 0;
         for r in 0..self.keys.len() {
             // A fine bucket lies inside one coarse bucket: its lowest value names it.
@@ -190,10 +323,13 @@ impl Buckets {
         self.sub_bits = sub_bits;
     }
 
-    /// Forgets every count and returns to full precision (keeps the allocation).
+    /// Forgets every count and returns to full precision (keeps the allocations).
     fn clear(&mut self) {
         self.keys.clear();
         self.counts.clear();
+        self.low.fill(0);
+        self.low_used = 0;
+        self.low_off = false;
         self.sub_bits = SUB_BITS;
     }
 
@@ -203,7 +339,8 @@ impl Buckets {
         let q = q.min(1.0);
         let rank = ((q * total as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for (&key, &count) in self.keys.iter().zip(&self.counts) {
+        let mut last = None;
+        for (key, count) in self.iter() {
             seen += count;
             if seen >= rank {
                 return if q == 0.0 {
@@ -212,10 +349,9 @@ impl Buckets {
                     highest_equivalent_at(key, self.sub_bits)
                 };
             }
+            last = Some(key);
         }
-        self.keys
-            .last()
-            .map_or(0, |&k| highest_equivalent_at(k, self.sub_bits))
+        last.map_or(0, |k| highest_equivalent_at(k, self.sub_bits))
     }
 }
 
@@ -277,9 +413,14 @@ impl LatencyHistogram {
         self.count == 0
     }
 
-    /// Hints the CPU to load the bucket arrays (their middle, where a binary search starts).
+    /// Hints the CPU to load the bucket arrays: the dense counts' line of the last value
+    /// (one dummy's latencies cluster), and the sparse arrays' middle, where a binary search
+    /// starts.
     pub fn prefetch(&self) {
         let b = &self.buckets;
+        if let Some(c) = b.low.get(b.low_recent as usize) {
+            super::table::prefetch_lines(c);
+        }
         if let (Some(k), Some(c)) = (
             b.keys.get(b.keys.len() / 2),
             b.counts.get(b.counts.len() / 2),
@@ -291,7 +432,7 @@ impl LatencyHistogram {
 
     /// Buckets in use (memory is about 12 bytes each), at most [`MAX_BUCKETS`].
     pub fn buckets_in_use(&self) -> usize {
-        self.buckets.keys.len()
+        self.buckets.len()
     }
 
     /// Sub-bucket bits of the current layout: 11 (3 significant digits) until the bucket
@@ -347,7 +488,7 @@ impl LatencyHistogram {
         if theirs < self.buckets.sub_bits {
             self.buckets.coarsen_to(theirs);
         }
-        for (&key, &count) in other.buckets.keys.iter().zip(&other.buckets.counts) {
+        for (key, count) in other.buckets.iter() {
             // Their bucket lies inside one of ours: its lowest value names it.
             self.buckets
                 .record(lowest_equivalent_at(key, theirs), count);
@@ -432,6 +573,11 @@ mod tests {
             b.record(v.min(MAX_RECORDED_US), 1);
         }
         b
+    }
+
+    /// Every bucket in use and its count, by key, whichever array holds it.
+    fn pairs(b: &Buckets) -> Vec<(u32, u64)> {
+        b.iter().collect()
     }
 
     /// Small deterministic generator (xorshift) for the spread-out tests.
@@ -684,6 +830,52 @@ mod tests {
     }
 
     #[test]
+    fn common_latencies_take_one_fixed_block() {
+        let mut h = LatencyHistogram::new();
+        for v in [3.0, 4.0, 4.0, 511.0, 37.2] {
+            h.record(v);
+        }
+        // Below DENSE: no sparse bucket, one block written whole at the first value.
+        let b = &h.buckets;
+        assert_eq!(
+            (b.keys.capacity(), b.low.len(), b.low.capacity()),
+            (0, DENSE, DENSE)
+        );
+        assert_eq!(pairs(b), [(3, 1), (4, 2), (37, 1), (511, 1)]);
+        assert_eq!(h.buckets_in_use(), 4);
+        h.record(512.0);
+        assert_eq!(pairs(&h.buckets).last(), Some(&(512, 1)));
+        assert_eq!(h.buckets.keys.len(), 1);
+        // Adding nothing opens no bucket, in either array.
+        h.buckets.record(9, 0);
+        h.buckets.record(5_000, 0);
+        assert_eq!(h.buckets_in_use(), 5);
+        // Merged or coarsened, the dense counts land in the sparse buckets.
+        let mut coarse = LatencyHistogram::new();
+        coarse.buckets.coarsen_to(MIN_SUB_BITS);
+        coarse.merge(&h);
+        assert!(coarse.sub_bucket_bits() < SUB_BITS && coarse.buckets.low.is_empty());
+        assert_eq!(coarse.buckets.iter().map(|(_, c)| c).sum::<u64>(), 6);
+        // Reset keeps the block, empty.
+        h.reset();
+        assert_eq!((h.buckets_in_use(), h.buckets.low.len()), (0, DENSE));
+        assert_eq!(pairs(&h.buckets), []);
+        // A wide spread: past 512 sparse buckets the dense counts are folded in, so the
+        // distribution never holds more than the sparse budget's 12 KiB.
+        h.record(5.0);
+        for v in 0..SPARSE_BESIDE_DENSE as u32 {
+            h.record(f64::from(1_000 + v));
+        }
+        assert_eq!((h.buckets.low.len(), h.buckets.keys.len()), (DENSE, 512));
+        h.record(2_000.0);
+        h.record(6.0);
+        let b = &h.buckets;
+        assert!(b.low.is_empty() && b.keys.capacity() <= MAX_BUCKETS);
+        assert_eq!((b.len(), b.sub_bits), (515, SUB_BITS));
+        assert_eq!(pairs(b)[..2], [(5, 1), (6, 1)]);
+    }
+
+    #[test]
     fn reset_returns_to_full_precision() {
         let mut h = LatencyHistogram::with_budget(100);
         for v in 0..10_000u32 {
@@ -739,20 +931,14 @@ mod tests {
         assert!(coarse.sub_bucket_bits() <= coarse_bits);
         assert!(coarse.buckets_in_use() <= 200);
         let b = fixed_precision(&values, coarse.sub_bucket_bits());
-        assert_eq!(
-            (&coarse.buckets.keys, &coarse.buckets.counts),
-            (&b.keys, &b.counts)
-        );
+        assert_eq!(pairs(&coarse.buckets), pairs(&b));
         all_exact(&coarse);
         // Coarse into fine: the fine one drops to the coarse precision first.
         let (mut fine, coarse) = split(&values, 200);
         fine.merge(&coarse);
         assert_eq!(fine.sub_bucket_bits(), coarse.sub_bucket_bits());
         let b = fixed_precision(&values, fine.sub_bucket_bits());
-        assert_eq!(
-            (&fine.buckets.keys, &fine.buckets.counts),
-            (&b.keys, &b.counts)
-        );
+        assert_eq!(pairs(&fine.buckets), pairs(&b));
         all_exact(&fine);
         // Same quantiles as one histogram recorded at that precision.
         for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
@@ -781,12 +967,12 @@ mod tests {
                 proptest::prop_assert!(h.buckets_in_use() <= budget);
             }
             let bits = h.sub_bucket_bits();
+            proptest::prop_assert_eq!(h.buckets_in_use(), pairs(&h.buckets).len());
             let reference = fixed_precision(&values, bits);
-            proptest::prop_assert_eq!(&h.buckets.keys, &reference.keys);
-            proptest::prop_assert_eq!(&h.buckets.counts, &reference.counts);
+            proptest::prop_assert_eq!(pairs(&h.buckets), pairs(&reference));
             // Coarsened only as far as needed: one bit finer would not fit.
             if bits < SUB_BITS {
-                proptest::prop_assert!(fixed_precision(&values, bits + 1).keys.len() > budget);
+                proptest::prop_assert!(fixed_precision(&values, bits + 1).len() > budget);
             }
             for q in qs {
                 proptest::prop_assert_eq!(
