@@ -11,7 +11,7 @@ use super::events::{Event, EventLog};
 use super::rtf_csv::RtfCsv;
 use super::samples_bin::SampleBinWriter;
 use super::samples_csv::{SampleCsvWriter, SampleRow};
-use super::summary::{write_atomic, RunMeta, Summary};
+use super::summary::{RunMeta, Summary};
 use super::{format, OutputError, RecordSink};
 
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -189,7 +189,7 @@ impl RunWriter {
     ) -> Result<PathBuf, OutputError> {
         let path = self.dir.join(SUMMARY_FILE);
         let summary = Summary::new(&self.meta, snapshot, sessions, ended_unix_s, verdict);
-        write_atomic(&path, &summary.to_json()?)?;
+        summary.write_to(&path)?;
         Ok(path)
     }
 

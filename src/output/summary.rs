@@ -93,12 +93,32 @@ impl Summary {
 
     /// Pretty JSON with a trailing newline.
     pub fn to_json(&self) -> Result<Vec<u8>, OutputError> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|source| OutputError::Json {
-            what: "summary.json",
-            source,
-        })?;
-        bytes.push(b'\n');
+        let mut bytes = Vec::new();
+        self.write_json(&mut bytes)
+            .map_err(|source| OutputError::Json {
+                what: "summary.json",
+                source,
+            })?;
         Ok(bytes)
+    }
+
+    /// [`Self::to_json`] streamed into `w`: at 10,000 dummies the text is about 17 MB, which
+    /// a buffer would hold (and the allocator keep or return) once per periodic summary.
+    pub fn write_json(&self, w: &mut dyn Write) -> Result<(), serde_json::Error> {
+        serde_json::to_writer_pretty(&mut *w, self)?;
+        w.write_all(b"\n").map_err(serde_json::Error::io)
+    }
+
+    /// Writes `path` atomically ([`write_atomic_with`]), streamed.
+    pub fn write_to(&self, path: &Path) -> Result<(), OutputError> {
+        write_atomic_with(path, |w| self.write_json(w)).map_err(|e| match e {
+            AtomicError::Output(e) => e,
+            AtomicError::Content(e) if e.is_io() => OutputError::io("write", path, e.into()),
+            AtomicError::Content(source) => OutputError::Json {
+                what: "summary.json",
+                source,
+            },
+        })
     }
 }
 
