@@ -10,7 +10,9 @@
 //! - the receive buffer overflowing while the bridge is stopped: the kernel's drops are in
 //!   the run's figures and equal to what is missing;
 //! - `--json-stream` into a pipe nobody reads: lines are dropped with a warning, the
-//!   measurement goes on.
+//!   measurement goes on;
+//! - stdout closed before the run ends (`run … | head`): the end of the run is not printed,
+//!   with a warning, and the report and exports are written all the same.
 //!
 //! Already covered elsewhere and not repeated here: the simulation restarted under a running
 //! bridge (`standin_e2e::run_starts_and_stops_and_detects_a_restart`), SIGTERM, SIGINT and
@@ -551,4 +553,50 @@ fn a_stdout_nobody_reads_never_stalls_the_measurement() {
         snap.dummies.iter().all(|d| d.messages == 1),
         "every stamp counted"
     );
+}
+
+/// `coppelia-bridge run … | head -1`: the reader is gone when the bridge prints the run's
+/// end (the final JSON line, or the table). That print failed with a panic before the report
+/// and the exports were written; now it is a warning and the run ends as any other.
+#[test]
+fn a_closed_stdout_still_gets_the_report_and_exports_written() {
+    let _g = serial();
+    for json_stream in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, export) = (dir.path().join("run"), dir.path().join("table.csv"));
+        let mut args: Vec<&str> = common::RUN_MEASURE_ONLY
+            .iter()
+            .copied()
+            .filter(|&a| a != "--no-out" && (json_stream || a != "--json-stream"))
+            .collect();
+        args.extend_from_slice(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--out",
+            out.to_str().unwrap(),
+            "--export-csv",
+            export.to_str().unwrap(),
+        ]);
+        let mut bridge = Bridge::spawn(&args);
+        drop(bridge.child.stdout.take()); // the reader exits: stdout is a closed pipe
+        let addr = bridge.udp_addr();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.send_to(&stamp_now(7, 0), &addr).unwrap();
+        bridge.wait_for("Dummy7", WAIT);
+        signal(&bridge.child, libc::SIGTERM);
+        let (status, _, stderr) = bridge.finish_with_stderr(WAIT);
+        assert!(status.success(), "json_stream {json_stream}: {status}");
+        assert!(
+            stderr
+                .iter()
+                .any(|l| l.contains("cannot print the run's end on stdout")),
+            "json_stream {json_stream}: no warning"
+        );
+        assert!(
+            out.join("report.html").is_file(),
+            "json_stream {json_stream}"
+        );
+        let table = std::fs::read_to_string(&export).unwrap();
+        assert_eq!(table.lines().count(), 2, "header and dummy 7: {table}");
+    }
 }

@@ -379,7 +379,7 @@ impl GateArgs {
             if json_stream {
                 eprintln!("{line}");
             } else {
-                println!("{line}");
+                print_stdout(&format!("{line}\n"));
             }
         }
         Ok(if v.passed {
@@ -679,12 +679,25 @@ fn report_outcome(output: &OutputArgs, outcome: &RunOutcome) {
     if output.json_stream {
         eprint!("{}", summary_table(&outcome.snapshot));
         if let Ok(line) = serde_json::to_string(&outcome.snapshot) {
-            println!("{line}");
+            print_stdout(&format!("{line}\n"));
         }
     } else {
-        print!("{}", summary_table(&outcome.snapshot));
+        print_stdout(&summary_table(&outcome.snapshot));
     }
     tracing::info!("run stopped: {}", outcome.reason);
+}
+
+/// Prints `text` on stdout; a stdout that is closed (`run … | head`) or fails is warned
+/// about, not a panic: the report and the exports are written after this.
+fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        tracing::warn!(
+            kind = "warning",
+            "cannot print the run's end on stdout ({e}); the run directory and exports are written all the same"
+        );
+    }
 }
 
 #[cfg(test)]
