@@ -401,6 +401,26 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The same text as a plain formatter: zero-padded fraction, trailing zeros dropped.
+        #[test]
+        fn fixed_decimals_match_a_plain_formatter(v in proptest::num::i64::ANY, d in 1u32..=9) {
+            let (scale, m) = (10i128.pow(d), i128::from(v).abs());
+            let frac = format!("{:0w$}", m % scale, w = d as usize);
+            let frac = match frac.trim_end_matches('0') {
+                "" => "0",
+                f => f,
+            };
+            let sign = if v < 0 { "-" } else { "" };
+            let mut line = Vec::new();
+            push_fixed(&mut line, v, d);
+            proptest::prop_assert_eq!(
+                String::from_utf8(line).unwrap(),
+                format!("{sign}{}.{frac}", m / scale)
+            );
+        }
+    }
+
+    proptest::proptest! {
         /// What is written from a receiver's sample reads back through `csv` + `serde` as the
         /// same values (times to the nanosecond, latency to the nanosecond in µs).
         #[test]
