@@ -955,10 +955,17 @@ mod tests {
         #[test]
         fn coarsened_equals_recorded_at_final_precision(
             values in proptest::collection::vec(
-                proptest::prop_oneof![0u64..3_000, 0u64..5_000_000, 0u64..=MAX_RECORDED_US],
+                // 512..1,700: more than 512 sparse buckets beside the dense ones (a fold).
+                proptest::prop_oneof![
+                    0u64..3_000,
+                    512u64..1_700,
+                    0u64..5_000_000,
+                    0u64..=MAX_RECORDED_US
+                ],
                 1..1500,
             ),
-            budget in 34usize..300,
+            // Above 600, a fold beside the dense counts happens before any coarsening.
+            budget in proptest::prop_oneof![34usize..300, 600usize..1_200],
             qs in proptest::collection::vec(0.0f64..=1.0, 1..8),
         ) {
             let mut h = LatencyHistogram::with_budget(budget);
@@ -967,7 +974,13 @@ mod tests {
                 proptest::prop_assert!(h.buckets_in_use() <= budget);
             }
             let bits = h.sub_bucket_bits();
-            proptest::prop_assert_eq!(h.buckets_in_use(), pairs(&h.buckets).len());
+            let held = pairs(&h.buckets);
+            proptest::prop_assert_eq!(h.buckets_in_use(), held.len());
+            proptest::prop_assert!(held.windows(2).all(|w| w[0].0 < w[1].0), "keys ascend");
+            proptest::prop_assert_eq!(
+                held.iter().map(|&(_, c)| c).sum::<u64>(),
+                values.len() as u64
+            );
             let reference = fixed_precision(&values, bits);
             proptest::prop_assert_eq!(pairs(&h.buckets), pairs(&reference));
             // Coarsened only as far as needed: one bit finer would not fit.
