@@ -51,3 +51,22 @@ fn man_page_on_stdout_and_one_page_per_command() {
     let run = std::fs::read_to_string(dir.path().join("man1/coppelia-bridge-run.1")).unwrap();
     assert!(run.contains("listen"), "run page documents its flags");
 }
+
+/// `completions bash | head -1` and `man | head -1`: a reader that stops early ends the
+/// output quietly, with no panic.
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader exits
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?}: {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

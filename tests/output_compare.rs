@@ -120,3 +120,33 @@ fn missing_or_foreign_directories_are_refused_clearly() {
     let out = bin().arg("compare").arg(&good).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `compare A B | head -1`: the reader goes away before the table is written. The plots are
+/// written all the same and the command ends cleanly (it panicked, after the table and
+/// before the plots, when the pipe was closed).
+#[test]
+fn a_reader_that_stops_early_costs_neither_the_plots_nor_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("before"), tmp.path().join("after"));
+    write_run(&a, |_| {});
+    write_run(&b, |_| {});
+    let page = tmp.path().join("cmp.html");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
+        .arg("compare")
+        .args([
+            a.as_os_str(),
+            b.as_os_str(),
+            "-o".as_ref(),
+            page.as_os_str(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader exits
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(std::fs::read_to_string(&page).unwrap().contains("<svg"));
+}

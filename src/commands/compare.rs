@@ -34,9 +34,11 @@ pub fn execute(args: CompareArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(l, d)| (l.clone(), &d.summary.final_snapshot))
         .collect();
-    print!("{}", text_table(&compare(&snaps)));
+    let table = text_table(&compare(&snaps));
+    // The file first: a reader of the table that stops early (`| head`) must not cost it.
     write_compare(&runs, &args.output)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
+    super::print_for_reader(table.as_bytes()).context("cannot print the table")?;
     eprintln!("plots: {}", args.output.display());
     Ok(ExitCode::SUCCESS)
 }

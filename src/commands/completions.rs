@@ -1,7 +1,6 @@
 //! `completions SHELL` and `man`: shell completion scripts (clap_complete) and man pages
 //! (clap_mangen), both generated from the one clap definition so they never drift.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -35,17 +34,18 @@ pub struct ManArgs {
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
     let name = cmd.get_name().to_owned();
-    clap_complete::generate(args.shell, &mut cmd, name, &mut std::io::stdout());
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, name, &mut script);
+    super::print_for_reader(&script).context("cannot write the completion script to stdout")
 }
 
 pub fn man(args: ManArgs) -> anyhow::Result<()> {
     let cmd = Cli::command();
     match args.out_dir {
         None => {
-            let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(cmd).render(&mut out)?;
-            out.flush()?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            super::print_for_reader(&page).context("cannot write the man page to stdout")?;
         }
         Some(dir) => {
             let written = write_pages(cmd, &dir)?;

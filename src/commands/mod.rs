@@ -73,6 +73,23 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Writes `text` to stdout and flushes; the error as it comes (a reader that went away is
+/// `BrokenPipe`), never a panic as `print!` would.
+pub(crate) fn write_stdout(text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text).and_then(|()| out.flush())
+}
+
+/// [`write_stdout`] for commands whose output is text for a reader: one that stopped reading
+/// (`| head`) ends the output quietly, as Unix tools do.
+pub(crate) fn print_for_reader(text: &[u8]) -> std::io::Result<()> {
+    match write_stdout(text) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Logs to stderr (unless the live view owns the terminal) and to `<dir>/bridge.log`;
 /// `RUST_LOG` overrides the default level (info). Keep the guard until the end: it flushes
 /// the log file.

@@ -17,6 +17,6 @@ pub struct ReportArgs {
 pub fn execute(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let path = crate::output::write_report(&args.dir)
         .with_context(|| format!("cannot write the report for {}", args.dir.display()))?;
-    println!("{}", path.display());
+    super::print_for_reader(format!("{}\n", path.display()).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -111,9 +111,11 @@ fn build_remote(args: &SceneArgs) -> anyhow::Result<ExitCode> {
                 scriptstringparam_text: SCRIPTSTRINGPARAM_TEXT_4_7,
             },
         };
-        for step in &build_plan(&args.options(), api, save)? {
-            println!("{}", describe(step));
-        }
+        let plan: String = build_plan(&args.options(), api, save)?
+            .iter()
+            .map(|step| describe(step) + "\n")
+            .collect();
+        super::print_for_reader(plan.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut client = Client::connect(&args.remote.remote, args.remote.client_config())?;

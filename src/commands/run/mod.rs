@@ -690,9 +690,7 @@ fn report_outcome(output: &OutputArgs, outcome: &RunOutcome) {
 /// Prints `text` on stdout; a stdout that is closed (`run … | head`) or fails is warned
 /// about, not a panic: the report and the exports are written after this.
 fn print_stdout(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    if let Err(e) = crate::commands::write_stdout(text.as_bytes()) {
         tracing::warn!(
             kind = "warning",
             "cannot print the run's end on stdout ({e}); the run directory and exports are written all the same"
