@@ -12,7 +12,9 @@
 //! - `--json-stream` into a pipe nobody reads: lines are dropped with a warning, the
 //!   measurement goes on;
 //! - stdout closed before the run ends (`run … | head`): the end of the run is not printed,
-//!   with a warning, and the report and exports are written all the same.
+//!   with a warning, and the report and exports are written all the same;
+//! - stderr nobody reads (`run 2>&1 | less`, not scrolled): the log lines wait or are
+//!   dropped, the measurement goes on.
 //!
 //! Already covered elsewhere and not repeated here: the simulation restarted under a running
 //! bridge (`standin_e2e::run_starts_and_stops_and_detects_a_restart`), SIGTERM, SIGINT and
@@ -599,4 +601,101 @@ fn a_closed_stdout_still_gets_the_report_and_exports_written() {
         let table = std::fs::read_to_string(&export).unwrap();
         assert_eq!(table.lines().count(), 2, "header and dummy 7: {table}");
     }
+}
+
+/// `run 2>&1 | less`, not scrolled: nobody reads stderr. Registering 1,500 dummies logs a line
+/// each (~200 KB, more than a pipe holds). Written from the run loop, the lines stopped it once
+/// the pipe was full, and with it the receiving. They now go through a queue to a thread of
+/// their own: the run goes on (every dummy registers and is counted, as the `--json-stream`
+/// lines on stdout show while stderr is still unread), and the queued lines are written once
+/// stderr is read.
+#[test]
+fn a_stderr_nobody_reads_never_stalls_the_measurement() {
+    let _g = serial();
+    let mut args: Vec<&str> = common::RUN_MEASURE_ONLY
+        .iter()
+        .map(|&a| if a == "1h" { "200ms" } else { a })
+        .collect();
+    args.extend_from_slice(&["--idle-timeout", "0", "--listen", "127.0.0.1:0"]);
+    let mut child = Command::new(bin())
+        .args(&args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stdout: every --json-stream line, as it comes.
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let out_reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    // stderr: read up to the address, then not at all.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let marker = "listening for UDP datagrams on ";
+    let addr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no address line");
+        if line.contains(marker) {
+            break common::after(&line, marker);
+        }
+    };
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let n = 1_500u32;
+    for id in 0..n {
+        let hello = Message::Hello(coppelia_bridge::wire::Hello {
+            dummy_id: id,
+            dt_s: 0.05,
+            script_version: 1,
+            flags: 0,
+            name: format!("UnreadStderrDummy{id}"),
+        });
+        sock.send_to(&hello.encode(), &addr).unwrap();
+        sock.send_to(&stamp_now(id, 0), &addr).unwrap();
+        if id % 100 == 99 {
+            // Paced so the kernel's receive buffer never overflows whatever its size.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // While stderr is unread, a snapshot with every dummy counted.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .expect("every dummy counted while stderr was unread");
+        let snap: coppelia_bridge::metrics::RunSnapshot = serde_json::from_str(&line).unwrap();
+        if snap.dummies.len() == n as usize && snap.dummies.iter().all(|d| d.messages == 1) {
+            break;
+        }
+    }
+    // Stop, and read stderr now: the queued lines are written before the bridge exits.
+    signal(&child, libc::SIGTERM);
+    let err_reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        rest
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    out_reader.join().unwrap();
+    let rest = err_reader.join().unwrap();
+    let shown = rest.matches("UnreadStderrDummy").count();
+    assert!(
+        shown >= n as usize || rest.contains("log line(s) were not shown on stderr"),
+        "{shown} registrations shown and no warning"
+    );
 }

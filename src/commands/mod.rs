@@ -103,7 +103,7 @@ pub fn init_tracing(
     let ansi = STDERR_COLOR.get().copied().unwrap_or(false);
     let stderr = to_stderr.then(|| {
         tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(crate::output::stderr_log::StderrWriter)
             .with_target(false)
             .with_ansi(ansi)
     });

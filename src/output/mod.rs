@@ -38,6 +38,7 @@ pub mod run_dir;
 pub mod sample_file;
 pub mod samples_bin;
 pub mod samples_csv;
+pub mod stderr_log;
 pub mod summary;
 pub mod sweep;
 pub mod tui;

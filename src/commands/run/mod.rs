@@ -475,6 +475,9 @@ pub struct Prepared {
     /// Settings of the caller recorded beside the run's own (e.g. `demo`'s fault flags).
     extra_settings: std::collections::BTreeMap<String, serde_json::Value>,
     _log_guard: Option<tracing_appender::non_blocking::WorkerGuard>,
+    /// Log lines on stderr go through a thread while the run measures (none with the live
+    /// view, which owns the terminal and logs only to bridge.log).
+    stderr_queue: Option<crate::output::stderr_log::QueuedStderr>,
 }
 
 impl Prepared {
@@ -492,12 +495,18 @@ impl Prepared {
             })?;
         }
         let log_guard = crate::commands::init_tracing(!tui, dir.as_deref())?;
+        let stderr_queue = if tui {
+            None
+        } else {
+            crate::output::stderr_log::QueuedStderr::start(crate::output::stderr_log::QUEUED_LINES)
+        };
         Ok(Self {
             started,
             tui,
             dir,
             extra_settings: Default::default(),
             _log_guard: log_guard,
+            stderr_queue,
         })
     }
 
@@ -507,7 +516,7 @@ impl Prepared {
     }
 
     /// Connects to CoppeliaSim (unless --no-remote) and collects on `receivers`.
-    pub async fn run(self, args: &RunArgs, receivers: Receivers) -> anyhow::Result<RunOutcome> {
+    pub async fn run(mut self, args: &RunArgs, receivers: Receivers) -> anyhow::Result<RunOutcome> {
         let sim = if args.no_remote {
             None
         } else {
@@ -560,6 +569,9 @@ impl Prepared {
             ui: ui_rx,
         };
         let outcome = collect_with(args, receivers, sim, sink, channels).await;
+        // Measured: log lines go direct again, after the queued ones, in order with the end
+        // of the run's output below.
+        drop(self.stderr_queue.take());
         if let Some(view) = view {
             // The view ends once the snapshot sender is gone; the terminal is restored after.
             if let Ok(Err(e)) = view.await {
