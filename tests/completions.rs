@@ -1,6 +1,8 @@
 //! `completions` and `man` come from the clap definition: every shell gets a script that
 //! knows the subcommands and flags, and the man pages cover every command.
 
+mod common;
+
 use assert_cmd::Command;
 use predicates::str::contains;
 
@@ -57,14 +59,9 @@ fn man_page_on_stdout_and_one_page_per_command() {
 #[test]
 fn a_reader_that_stops_early_ends_the_output_quietly() {
     for args in [&["completions", "bash"][..], &["man"][..]] {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take()); // the reader exits
-        let out = child.wait_with_output().unwrap();
+        let mut cmd = std::process::Command::new(common::bin());
+        cmd.args(args);
+        let out = common::output_with_stdout_closed(cmd);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{args:?}: {:?}: {stderr}", out.status);
         assert!(stderr.is_empty(), "{args:?}: {stderr}");

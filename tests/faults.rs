@@ -478,6 +478,17 @@ fn receive_buffer_overflow_is_reported_as_kernel_drops_equal_to_the_loss() {
     assert_eq!(summary["final"]["kernel_drops"], drops);
 }
 
+/// `run`, measuring only, on a free loopback port with no idle timeout, a `--json-stream`
+/// line every `interval` instead of once an hour.
+fn measure_only_printing_every(interval: &str) -> Vec<&str> {
+    let mut args: Vec<&str> = common::RUN_MEASURE_ONLY
+        .iter()
+        .map(|&a| if a == "1h" { interval } else { a })
+        .collect();
+    args.extend_from_slice(&["--idle-timeout", "0", "--listen", "127.0.0.1:0"]);
+    args
+}
+
 /// A STAMP of dummy `id` at step `seq` (20 Hz simulation time), sent now.
 fn stamp_now(id: u32, seq: u32) -> Vec<u8> {
     Message::Stamp(Stamp {
@@ -510,12 +521,7 @@ fn udp_rx_queue(port: u16) -> Option<u64> {
 #[test]
 fn a_stdout_nobody_reads_never_stalls_the_measurement() {
     let _g = serial();
-    // Measure only, but a line every 100 ms instead of once an hour.
-    let mut args: Vec<&str> = common::RUN_MEASURE_ONLY
-        .iter()
-        .map(|&a| if a == "1h" { "100ms" } else { a })
-        .collect();
-    args.extend_from_slice(&["--idle-timeout", "0", "--listen", "127.0.0.1:0"]);
+    let args = measure_only_printing_every("100ms");
     let bridge = Bridge::spawn(&args);
     let addr: std::net::SocketAddr = bridge.udp_addr().parse().unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -612,11 +618,7 @@ fn a_closed_stdout_still_gets_the_report_and_exports_written() {
 #[test]
 fn a_stderr_nobody_reads_never_stalls_the_measurement() {
     let _g = serial();
-    let mut args: Vec<&str> = common::RUN_MEASURE_ONLY
-        .iter()
-        .map(|&a| if a == "1h" { "200ms" } else { a })
-        .collect();
-    args.extend_from_slice(&["--idle-timeout", "0", "--listen", "127.0.0.1:0"]);
+    let args = measure_only_printing_every("200ms");
     let mut child = Command::new(bin())
         .args(&args)
         .env("RUST_LOG", "info")

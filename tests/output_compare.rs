@@ -2,6 +2,8 @@
 //! side-by-side table with differences, `compare.html` with the runs overlaid, and clear
 //! errors for a missing or foreign directory.
 
+mod common;
+
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -131,20 +133,9 @@ fn a_reader_that_stops_early_costs_neither_the_plots_nor_a_panic() {
     write_run(&a, |_| {});
     write_run(&b, |_| {});
     let page = tmp.path().join("cmp.html");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coppelia-bridge"))
-        .arg("compare")
-        .args([
-            a.as_os_str(),
-            b.as_os_str(),
-            "-o".as_ref(),
-            page.as_os_str(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take()); // the reader exits
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.arg("compare").args([&a, &b]).arg("-o").arg(&page);
+    let out = common::output_with_stdout_closed(cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");

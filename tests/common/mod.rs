@@ -259,3 +259,15 @@ pub fn checked_clock(
     assert!(c.bound_s < 0.1, "{}: {c:?}", d.name);
     c
 }
+
+/// Runs `cmd` with its stdout a pipe whose reader exits at once (`cmd | head -0`); returns
+/// its status and stderr.
+pub fn output_with_stdout_closed(mut cmd: Command) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn coppelia-bridge");
+    drop(child.stdout.take()); // the reader exits
+    child.wait_with_output().unwrap()
+}
